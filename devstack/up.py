@@ -1,0 +1,200 @@
+"""`make up`: run the whole stack in the foreground under one supervisor; Ctrl-C stops all.
+
+SecantusDB (unless MONGODB_URL is set), Redis (the configured one if it answers, else a
+private redis-server), localstripe (unless STRIPE_API_BASE is set), then the seed, one
+Celery worker, one beat, Flower and the API.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import redis
+
+from core.settings import get_settings
+from devstack import processes
+from devstack.stripe_emulator import register_webhook
+
+
+class Supervisor:
+    def __init__(self) -> None:
+        self.settings = get_settings()
+        self.data = Path(self.settings.data_dir).resolve()
+        self.logs = self.data / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.env: dict[str, str] = {}
+        self.children: list[tuple[str, subprocess.Popen]] = []
+        self.stopping = False
+
+    def say(self, text: str) -> None:
+        print(f"[make up] {text}", flush=True)
+
+    def add(self, name: str, proc: subprocess.Popen) -> None:
+        self.children.append((name, proc))
+        self.say(f"{name} started (pid {proc.pid}, log {self.logs / (name + '.log')})")
+
+    def run(self, name: str, args: list[str]) -> subprocess.Popen:
+        proc = processes.spawn(args, env=self.env, log_path=self.logs / f"{name}.log")
+        self.add(name, proc)
+        return proc
+
+    # -- infrastructure ---------------------------------------------------------------
+    def start_mongo(self) -> None:
+        if "mongodb_url" in self.settings.model_fields_set:
+            self.say(f"using MONGODB_URL={self.settings.mongodb_url}")
+            return
+        port = urlsplit(self.settings.mongodb_url).port or 27017
+        if processes.port_open(port):
+            self.say(f"something already listens on :{port}; using it as MongoDB")
+            return
+        storage = self.data / "mongo"
+        storage.mkdir(parents=True, exist_ok=True)
+        proc = processes.start_mongo(port, str(storage), self.logs / "secantusdb.log")
+        self.add("secantusdb", proc)
+
+    def start_redis(self) -> None:
+        try:
+            redis.Redis.from_url(self.settings.redis_url, socket_connect_timeout=1).ping()
+            self.say(f"using Redis at {self.settings.redis_url}")
+            return
+        except redis.RedisError:
+            pass
+        port = 6390
+        proc = processes.start_redis(port, self.logs / "redis.log")
+        self.add("redis", proc)
+        url = f"redis://127.0.0.1:{port}/0"
+        self.env["REDIS_URL"] = url
+        if not self.settings.broker_url:
+            self.env["BROKER_URL"] = url
+
+    def start_stripe(self) -> None:
+        if "stripe_api_base" in self.settings.model_fields_set:
+            self.say(f"using STRIPE_API_BASE={self.settings.stripe_api_base}")
+            return
+        port = urlsplit(self.settings.stripe_api_base).port or 8420
+        store = str(self.data / "localstripe.pickle")
+        proc = processes.start_localstripe(port, store, self.logs / "localstripe.log")
+        self.add("localstripe", proc)
+
+    # -- our processes ----------------------------------------------------------------
+    def start_app(self) -> None:
+        py = sys.executable
+        seed = subprocess.run(
+            [py, "manage.py", "seed"],
+            env={**os.environ, **self.env},
+            cwd=processes.ROOT,
+            check=False,
+        )
+        if seed.returncode != 0:
+            raise RuntimeError("seeding failed (see output above)")
+        self.run("worker", processes.celery_args("worker", concurrency=2) + ["-n", "worker1@%h"])
+        self.run(
+            "beat",
+            processes.celery_args("beat") + ["--schedule", str(self.data / "celerybeat-schedule")],
+        )
+        self.run(
+            "flower",
+            [
+                str(processes.VENV_BIN / "celery"),
+                "-A",
+                "tasks.app",
+                "flower",
+                f"--port={self.settings.flower_port}",
+                "--address=127.0.0.1",
+                f"--basic-auth={self.settings.flower_basic_auth}",
+                "--conf=monitoring/flowerconfig.py",
+            ],
+        )
+        api = self.run(
+            "api",
+            [
+                str(processes.VENV_BIN / "uvicorn"),
+                "api.main:create_app",
+                "--factory",
+                "--host",
+                self.settings.api_host,
+                "--port",
+                str(self.settings.api_port),
+                "--no-access-log",
+            ],
+        )
+        processes.wait_port(self.settings.api_port, 30, api)
+        processes.wait_port(self.settings.flower_port, 30)
+
+    def register_webhook(self) -> None:
+        if "api.stripe.com" in self.settings.stripe_api_base:
+            return
+        url = f"{self.settings.public_base_url}/api/payments/webhook"
+        register_webhook(self.settings.stripe_api_base, url, self.settings.stripe_webhook_secret)
+        self.say(f"registered the emulator's webhook -> {url}")
+
+    def banner(self) -> None:
+        s = self.settings
+        base = s.public_base_url
+        flower_user = s.flower_basic_auth.split(":")[0]
+        print(
+            "\n"
+            "  Order Management Service is up\n"
+            f"  API + dashboard  {base}/\n"
+            f"  Swagger UI       {base}/api-docs\n"
+            f"  Health           {base}/health\n"
+            f"  Metrics          {base}/metrics\n"
+            f"  Flower           http://127.0.0.1:{s.flower_port}/  (user {flower_user})\n"
+            f"  Admin login      {s.admin_email}\n"
+            f"  Logs             {self.logs}/\n"
+            "  Ctrl-C stops everything.\n",
+            flush=True,
+        )
+
+    def stop_all(self, *_: object) -> None:
+        if self.stopping:
+            return
+        self.stopping = True
+        self.say("stopping…")
+        for name, proc in reversed(self.children):
+            processes.stop(proc, timeout=10)
+            self.say(f"{name} stopped")
+
+    def watch(self) -> int:
+        parent = os.getppid()
+        while not self.stopping:
+            if os.getppid() != parent:
+                # `make` was killed (not Ctrl-C): do not leave the stack orphaned.
+                self.say("parent process went away")
+                self.stop_all()
+                return 1
+            for name, proc in self.children:
+                if proc.poll() is not None:
+                    self.say(f"{name} exited with {proc.returncode}; stopping the stack")
+                    self.stop_all()
+                    return 1
+            time.sleep(0.5)
+        return 0
+
+    def main(self) -> int:
+        signal.signal(signal.SIGINT, lambda *_: self.stop_all())
+        signal.signal(signal.SIGTERM, lambda *_: self.stop_all())
+        started = time.monotonic()
+        try:
+            self.start_mongo()
+            self.start_redis()
+            self.start_stripe()
+            self.start_app()
+            self.register_webhook()
+        except Exception as exc:
+            self.say(f"failed to start: {exc}")
+            self.stop_all()
+            return 1
+        self.say(f"stack ready in {time.monotonic() - started:.1f}s")
+        self.banner()
+        return self.watch()
+
+
+if __name__ == "__main__":
+    sys.exit(Supervisor().main())

@@ -1,0 +1,177 @@
+"""Session fixtures: real SecantusDB, real localstripe, real Redis, real Celery workers.
+
+Ports are chosen and the test settings profile is written into the environment before
+any app module reads its settings, so the app, the tests and every worker subprocess see
+the same services.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis as redis_lib
+
+from devstack import processes
+
+ARTIFACTS = Path(tempfile.mkdtemp(prefix="oms-test-logs-"))
+MONGO_PORT = processes.free_port()
+STRIPE_PORT = processes.free_port()
+_private_redis: object | None = None
+
+
+def _pick_redis() -> tuple[str, int]:
+    """Use the machine's Redis if it answers (one free db, locked), else start our own."""
+    global _private_redis
+    base = "redis://127.0.0.1:6379"
+    try:
+        probe = redis_lib.Redis.from_url(base, socket_connect_timeout=0.5)
+        probe.ping()
+    except redis_lib.RedisError:
+        port = processes.free_port()
+        _private_redis = processes.start_redis(port, ARTIFACTS / "redis.log")
+        return f"redis://127.0.0.1:{port}", 1
+    # Several runs may share the machine's Redis: each takes a db of its own.
+    for db in range(1, 16):
+        client = redis_lib.Redis.from_url(f"{base}/{db}")
+        if client.set("oms-test-lock", os.getpid(), nx=True, ex=3600):
+            for key in client.scan_iter("*"):
+                if key != b"oms-test-lock":
+                    client.delete(key)
+            return base, db
+    raise RuntimeError("every Redis db 1..15 is locked by another test run")
+
+
+REDIS_BASE, REDIS_DB = _pick_redis()
+
+TEST_ENV = {
+    "APP_ENV": "test",
+    "LOG_LEVEL": "INFO",
+    "MONGODB_URL": f"mongodb://127.0.0.1:{MONGO_PORT}/oms_test?retryWrites=false",
+    "MONGODB_SERVER_SELECTION_MS": "1500",
+    "REDIS_URL": f"{REDIS_BASE}/{REDIS_DB}",
+    "BROKER_URL": "",
+    "STRIPE_API_BASE": f"http://127.0.0.1:{STRIPE_PORT}",
+    "PUBLIC_BASE_URL": "http://127.0.0.1:8000",
+    "RATE_LIMIT_DEFAULT": "",
+    "RATE_LIMIT_LOGIN": "",
+    "RATE_LIMIT_ORDERS": "",
+    "STUCK_ORDER_SECONDS": "3600",
+    "PAYMENT_WINDOW_SECONDS": "3600",
+    "DELIVERY_DELAY_SECONDS": "0",
+    "RETRY_BACKOFF_CAP": "2",
+    "HEALTH_CHECK_TIMEOUT_MS": "800",
+    "DATA_DIR": str(ARTIFACTS),
+}
+os.environ.update(TEST_ENV)
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def mongo_server() -> Iterator[dict]:
+    proc = processes.start_mongo(MONGO_PORT, ":memory:", ARTIFACTS / "mongo.log")
+    info = {"port": MONGO_PORT, "proc": proc, "url": TEST_ENV["MONGODB_URL"]}
+    yield info
+    processes.stop(info["proc"])
+
+
+@pytest.fixture(scope="session")
+def stripe_server() -> Iterator[dict]:
+    proc = processes.start_localstripe(STRIPE_PORT, None, ARTIFACTS / "localstripe.log")
+    info = {"port": STRIPE_PORT, "proc": proc, "url": TEST_ENV["STRIPE_API_BASE"]}
+    yield info
+    processes.stop(info["proc"])
+
+
+@pytest.fixture(scope="session")
+def services(mongo_server: dict, stripe_server: dict) -> Iterator[dict]:
+    from core.db import connect_mongo
+
+    connect_mongo()
+    yield {"mongo": mongo_server, "stripe": stripe_server}
+    client = redis_lib.Redis.from_url(TEST_ENV["REDIS_URL"])
+    client.delete("oms-test-lock")
+    if _private_redis is not None:
+        processes.stop(_private_redis)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def clean_data(services: dict) -> Iterator[None]:
+    """Each test starts with empty collections and no app keys in Redis."""
+    from core.db import get_db
+    from core.redis_client import get_redis
+
+    db = get_db()
+    for name in db.list_collection_names():
+        db[name].delete_many({})
+    r = get_redis()
+    for key in r.scan_iter("oms:*"):
+        r.delete(key)
+    yield
+
+
+@pytest.fixture
+def app(clean_data: None):
+    from api.main import create_app
+
+    return create_app()
+
+
+@pytest.fixture
+def client(app) -> Iterator:
+    from fastapi.testclient import TestClient
+
+    with TestClient(app, raise_server_exceptions=False) as c:
+        yield c
+
+
+class Worker:
+    """A real `celery worker` subprocess on the test broker."""
+
+    def __init__(self, log_name: str, concurrency: int = 2) -> None:
+        self.log_path = ARTIFACTS / f"{log_name}.log"
+        self.concurrency = concurrency
+        self.proc = None
+
+    def start(self) -> Worker:
+        import socket
+
+        from tasks.dispatch import workers_ping
+
+        self.name = f"test-{uuid.uuid4().hex[:8]}@{socket.gethostname()}"
+        self.proc = processes.spawn(
+            processes.celery_args("worker", concurrency=self.concurrency) + ["-n", self.name],
+            log_path=self.log_path,
+        )
+        processes.wait_worker_ready(lambda: workers_ping(0.5, [self.name]), timeout=40)
+        return self
+
+    def stop(self) -> None:
+        processes.stop(self.proc, timeout=15)
+
+    def kill(self) -> None:
+        processes.kill_hard(self.proc)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+@pytest.fixture(scope="session")
+def session_worker(services: dict) -> Iterator[Worker]:
+    worker = Worker("worker-session").start()
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture
+def worker(session_worker: Worker, clean_data: None) -> Worker:
+    """The shared worker, with clean data for this test."""
+    return session_worker

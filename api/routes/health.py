@@ -9,12 +9,12 @@ from concurrent.futures import TimeoutError as FutureTimeout
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from gateways.stripe_gateway import get_gateway
 
 from api.envelope import failure
 from core.db import ping_mongo
 from core.redis_client import ping_redis
 from core.settings import get_settings
+from gateways.stripe_gateway import get_gateway
 from monitoring.metrics import HEALTH_CHECK_OK, render_latest
 from tasks.dispatch import broker_ping, workers_ping
 

@@ -27,12 +27,12 @@ from typing import Any, ParamSpec, TypeVar
 from urllib.parse import urlparse
 
 import stripe
+import structlog
 
 from core.settings import Settings, get_settings
-from monitoring.logging import get_logger
 from workflows.errors import GatewayConfigError, PermanentError, TransientError, WorkflowError
 
-log = get_logger(__name__)
+log = structlog.get_logger(__name__)
 
 STRIPE_API_HOST = "api.stripe.com"
 STRIPE_JS_URL = "https://js.stripe.com/v3/"

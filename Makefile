@@ -26,17 +26,32 @@ format: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: lint
+test: lint browser-deps
 	$(VENV)/bin/pytest
+
+# The browser tests drive Debian's Chromium (Playwright cannot download browsers here).
+browser-deps:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing the chromium package for the browser tests"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -q chromium >/dev/null || { apt-get update -q && apt-get install -y -q chromium >/dev/null; }; \
+	else \
+	  echo "browser-deps: /usr/bin/chromium is missing; install the chromium package (as root)" >&2; \
+	fi
 
 unit: install
 	$(VENV)/bin/pytest tests/unit
 
+fuzz: install
+	$(VENV)/bin/pytest tests/api/test_fuzz_schema.py --fuzz-examples=300
+
+# Private stacks on free loopback ports; e.g. make bench BENCH_ARGS="--broker amqp://guest:guest@127.0.0.1:5672//"
 bench: install
-	$(PY) -m bench.run
+	$(PY) -m bench.run $(BENCH_ARGS)
 
 chaos: install
-	$(PY) -m bench.chaos
+	$(PY) -m bench.chaos $(CHAOS_ARGS)
 
 clean:
 	rm -rf .data .pytest_cache .ruff_cache

@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.envelope import ApiError, failure
 from monitoring.logging import get_logger
-from workflows.errors import GatewayConfigError, TransientError
+from workflows.errors import GatewayConfigError, PermanentError, TransientError
 
 log = get_logger(__name__)
 
@@ -93,6 +93,13 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(TransientError)
     async def _transient(_: Request, exc: TransientError):
         return failure(503, "SERVICE_UNAVAILABLE", exc.message, headers={"Retry-After": "5"})
+
+    @app.exception_handler(PermanentError)
+    async def _permanent(_: Request, exc: PermanentError):
+        # A provider refusal the route did not handle itself: the caller's input was wrong.
+        if exc.code == "resource_missing":
+            return failure(404, "NOT_FOUND", "resource not found")
+        return failure(400, exc.code.upper(), exc.message)
 
     @app.exception_handler(GatewayConfigError)
     async def _gateway_config(_: Request, exc: GatewayConfigError):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import socket
 from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -13,23 +16,33 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
+from api.deps import install_security
 from api.errors import install_error_handlers
 from api.middleware import BodySizeLimitMiddleware, CorrelationMiddleware, SecurityHeadersMiddleware
-from api.routes import health
+from api.ratelimit import install_rate_limits
+from api.routes import events, health, notifications, orders, payments, products, realtime, users
+from api.routes.realtime import close_event_hub
 from core.db import connect_mongo
-from core.settings import get_settings
+from core.settings import Settings, get_settings
+from models.event import announce
+from monitoring.event_metrics import install_event_metrics
 from monitoring.logging import configure_logging, get_logger
+from workflows.events import EventType
 
 STATIC_DIR = Path(__file__).parent / "static"
+API_SOURCE = f"api:{socket.gethostname()}:{os.getpid()}"
 log = get_logger(__name__)
 
 
 @asynccontextmanager
-async def lifespan(_: FastAPI):
+async def lifespan(app: FastAPI):
     configure_logging()
     connect_mongo()
+    await asyncio.to_thread(announce, EventType.SYSTEM_STARTUP, API_SOURCE, {"component": "api"})
     log.info("api_started")
     yield
+    await close_event_hub(app)
+    await asyncio.to_thread(announce, EventType.SYSTEM_SHUTDOWN, API_SOURCE, {"component": "api"})
     log.info("api_stopped")
 
 
@@ -38,8 +51,9 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def create_app() -> FastAPI:
-    settings = get_settings()
+def create_app(settings: Settings | None = None) -> FastAPI:
+    # Tests pass a modified copy (rate limits, a private Redis); the app keeps it on state.
+    settings = settings or get_settings()
     configure_logging()
     app = FastAPI(
         title="Order Management Service",
@@ -51,6 +65,15 @@ def create_app() -> FastAPI:
     )
     install_error_handlers(app)
     app.include_router(health.router)
+    install_security(app, settings)
+    app.include_router(users.router)
+    app.include_router(products.router)
+    app.include_router(orders.router)
+    app.include_router(payments.router)
+    app.include_router(events.router)
+    app.include_router(notifications.router)
+    app.include_router(realtime.router)
+    install_event_metrics()
 
     app.mount("/static/swagger", StaticFiles(directory=swagger_ui_path), name="swagger")
 
@@ -65,8 +88,11 @@ def create_app() -> FastAPI:
         )
 
     if STATIC_DIR.is_dir() and (STATIC_DIR / "index.html").exists():
-        app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="dashboard")
+        # Low priority: API routes (also ones added later) always win over the dashboard.
+        app.frontend("/", directory=STATIC_DIR, fallback=None)
 
+    # Innermost: its 429s still pass through CORS, security headers and correlation.
+    install_rate_limits(app, settings)
     # Outermost last: correlation wraps everything so even 413s carry the header.
     app.add_middleware(
         CORSMiddleware,

@@ -84,6 +84,7 @@ class Settings(BaseSettings):
     # Lifecycle thresholds (seconds)
     stuck_order_seconds: int = 120
     stuck_max_resumes: int = 3
+    orphan_intent_grace_seconds: int = 60
     payment_window_seconds: int = 1800
     delivery_delay_seconds: int = 60
     refund_window_seconds: int = 14 * 24 * 3600
@@ -99,6 +100,15 @@ class Settings(BaseSettings):
     beat_reconcile_interval: float = 15.0
     beat_outbox_interval: float = 5.0
     beat_health_interval: float = 60.0
+
+    # Events: bus channel, outbox sweep, handler plugins, WebSocket
+    # Pub/sub ignores Redis db numbers: deployments sharing one server need distinct channels.
+    events_channel: str = "oms:events"
+    outbox_sweep_min_age: float = 2.0  # seconds an outbox event waits before the sweep takes it
+    event_handler_modules: str = ""  # comma-separated extra handler modules (tests, plugins)
+    ws_ping_interval: float = 25.0
+    ws_auth_timeout: float = 10.0
+    ws_resume_wait: float = 0.3  # how long a fresh socket waits for a resume before going live
 
     # Paths
     data_dir: str = ".data"

@@ -38,6 +38,18 @@ SENSITIVE_KEYS = frozenset(
         "address",
         "api_key",
         "jwt",
+        # Personal data and credentials of the users module.
+        "email",
+        "phone_number",
+        "phone_enc",
+        "firstname",
+        "first_name",
+        "lastname",
+        "last_name",
+        "new_password",
+        "newpassword",
+        "cookie",
+        "set_cookie",
     }
 )
 REDACTED = "[redacted]"
@@ -47,6 +59,8 @@ _PATTERNS = [
     re.compile(r"\b(?:sk|rk|whsec)_[A-Za-z0-9_]+"),  # Stripe secrets
     re.compile(r"\b(?:\d[ -]?){13,19}\b"),  # card-like digit runs
     re.compile(r"(?i)bearer\s+[A-Za-z0-9._\-]+"),
+    re.compile(r"\+[1-9]\d{6,14}\b"),  # E.164 phone numbers
+    re.compile(r"\$argon2[a-z]*\$[^\s\"']+"),  # password hashes
 ]
 
 

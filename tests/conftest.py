@@ -24,6 +24,16 @@ STRIPE_PORT = processes.free_port()
 _private_redis: object | None = None
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _pick_redis() -> tuple[str, int]:
     """Use the machine's Redis if it answers (one free db, locked), else start our own."""
     global _private_redis
@@ -38,6 +48,9 @@ def _pick_redis() -> tuple[str, int]:
     # Several runs may share the machine's Redis: each takes a db of its own.
     for db in range(1, 16):
         client = redis_lib.Redis.from_url(f"{base}/{db}")
+        holder = client.get("oms-test-lock")
+        if holder is not None and not _alive(int(holder)):
+            client.delete("oms-test-lock")  # a killed run left its lock behind
         if client.set("oms-test-lock", os.getpid(), nx=True, ex=3600):
             for key in client.scan_iter("*"):
                 if key != b"oms-test-lock":
@@ -64,10 +77,26 @@ TEST_ENV = {
     "PAYMENT_WINDOW_SECONDS": "3600",
     "DELIVERY_DELAY_SECONDS": "0",
     "RETRY_BACKOFF_CAP": "2",
+    "STRIPE_TIMEOUT_SECONDS": "2",
+    "ORPHAN_INTENT_GRACE_SECONDS": "0",
     "HEALTH_CHECK_TIMEOUT_MS": "800",
     "DATA_DIR": str(ARTIFACTS),
+    # Test-only event handlers (tests/support), driven by flags in Redis.
+    "EVENT_HANDLER_MODULES": "tests.support.event_handlers",
+    "OUTBOX_SWEEP_MIN_AGE": "1",
+    # Pub/sub is server-wide: runs sharing the machine's Redis must not hear each other.
+    "EVENTS_CHANNEL": f"oms:events:db{REDIS_DB}",
 }
 os.environ.update(TEST_ENV)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--fuzz-examples",
+        type=int,
+        default=None,
+        help="examples per operation for the schema fuzz test (make fuzz)",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -77,8 +106,11 @@ def artifacts_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def mongo_server() -> Iterator[dict]:
-    proc = processes.start_mongo(MONGO_PORT, ":memory:", ARTIFACTS / "mongo.log")
-    info = {"port": MONGO_PORT, "proc": proc, "url": TEST_ENV["MONGODB_URL"]}
+    # On disk (a temp dir), so a test that restarts the server keeps data and indexes.
+    storage = ARTIFACTS / "mongo-data"
+    storage.mkdir(exist_ok=True)
+    proc = processes.start_mongo(MONGO_PORT, str(storage), ARTIFACTS / "mongo.log")
+    info = {"port": MONGO_PORT, "proc": proc, "url": TEST_ENV["MONGODB_URL"], "storage": storage}
     yield info
     processes.stop(info["proc"])
 
@@ -175,3 +207,56 @@ def session_worker(services: dict) -> Iterator[Worker]:
 def worker(session_worker: Worker, clean_data: None) -> Worker:
     """The shared worker, with clean data for this test."""
     return session_worker
+
+
+@pytest.fixture(scope="session")
+def live_api(services: dict) -> Iterator[str]:
+    """The API under uvicorn on a free port, with the emulator's webhook pointed at it."""
+    from core.settings import get_settings
+    from devstack.stripe_emulator import register_webhook
+
+    port = processes.free_port()
+    proc = processes.spawn(
+        [
+            str(processes.VENV_BIN / "uvicorn"),
+            "api.main:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-access-log",
+        ],
+        env={"PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"},
+        log_path=ARTIFACTS / "live-api.log",
+    )
+    processes.wait_port(port, 30, proc)
+    base = f"http://127.0.0.1:{port}"
+    settings = get_settings()
+    register_webhook(
+        settings.stripe_api_base, f"{base}/api/payments/webhook", settings.stripe_webhook_secret
+    )
+    yield base
+    processes.stop(proc)
+
+
+@pytest.fixture
+def paused_worker(worker: Worker) -> Iterator[Worker]:
+    """The shared worker with its consumers cancelled: queued tasks wait until the test
+    resumes it (or the fixture purges what is left and resumes it at teardown)."""
+    from tasks.app import QUEUES, celery_app
+
+    def pause() -> None:
+        for queue in QUEUES:
+            celery_app.control.cancel_consumer(queue, destination=[worker.name], reply=True)
+
+    def resume() -> None:
+        for queue in QUEUES:
+            celery_app.control.add_consumer(queue, destination=[worker.name], reply=True)
+
+    pause()
+    worker.pause, worker.resume = pause, resume  # type: ignore[attr-defined]
+    worker.purge = celery_app.control.purge  # type: ignore[attr-defined]
+    yield worker
+    celery_app.control.purge()
+    resume()

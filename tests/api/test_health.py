@@ -51,7 +51,9 @@ def test_mongo_down_gives_503_naming_it_then_recovers(app, mongo_server) -> None
             assert r.json()["code"] == "SERVICE_UNAVAILABLE"
             assert "mongo" in r.json()["message"]
         finally:
-            mongo_server["proc"] = processes.start_mongo(mongo_server["port"], ":memory:", None)
+            mongo_server["proc"] = processes.start_mongo(
+                mongo_server["port"], str(mongo_server["storage"]), None
+            )
         deadline = time.monotonic() + 15
         status = None
         while time.monotonic() < deadline:

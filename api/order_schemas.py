@@ -1,0 +1,140 @@
+"""Order request schemas and the public (camelCase) view of an order."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from api.schemas import ApiModel
+from core.crypto import KeyRing, decrypt_json
+from models.order import Order
+
+SKU_PATTERN = r"^[A-Z0-9][A-Z0-9\-]{1,39}$"
+PAYMENT_METHOD_PATTERN = r"^(pm|card|src)_[A-Za-z0-9_]{3,64}$"
+SORTS = {
+    "createdAt": "created_at",
+    "-createdAt": "-created_at",
+    "updatedAt": "updated_at",
+    "-updatedAt": "-updated_at",
+    "totalCents": "total_cents",
+    "-totalCents": "-total_cents",
+}
+
+
+class OrderItemIn(ApiModel):
+    sku: str = Field(pattern=SKU_PATTERN)
+    quantity: int = Field(ge=1, le=100)
+
+
+class ShippingAddress(ApiModel):
+    name: str = Field(min_length=1, max_length=120)
+    line1: str = Field(min_length=1, max_length=200)
+    line2: str | None = Field(default=None, max_length=200)
+    city: str = Field(min_length=1, max_length=100)
+    postal_code: str = Field(min_length=2, max_length=20, pattern=r"^[A-Za-z0-9 \-]+$")
+    country: str = Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2")
+
+
+class OrderCreate(ApiModel):
+    items: list[OrderItemIn] = Field(min_length=1, max_length=50)
+    shipping_address: ShippingAddress
+    payment_method_id: str | None = Field(default=None, pattern=PAYMENT_METHOD_PATTERN)
+    notes: str | None = Field(default=None, max_length=500)
+
+    @field_validator("items")
+    @classmethod
+    def _unique_skus(cls, items: list[OrderItemIn]) -> list[OrderItemIn]:
+        skus = [i.sku for i in items]
+        if len(set(skus)) != len(skus):
+            raise ValueError("each sku may appear once; put the total in quantity")
+        return items
+
+    def fingerprint(self) -> str:
+        """Stable hash of the request body, to tell a replay from a different request."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class OrderUpdate(ApiModel):
+    shipping_address: ShippingAddress | None = None
+    notes: str | None = Field(default=None, max_length=500)
+    status: str | None = Field(default=None, max_length=32)
+    reason: str | None = Field(default=None, max_length=300)
+
+
+class CancelBody(ApiModel):
+    reason: str = Field(min_length=1, max_length=300)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def history_public(order: Order) -> list[dict[str, Any]]:
+    return [
+        {
+            "status": h.get("status"),
+            "at": _iso(h.get("at")),
+            "reason": h.get("reason"),
+            "actor": h.get("actor"),
+        }
+        for h in order.history or []
+    ]
+
+
+def order_public(order: Order, keyring: KeyRing | None = None) -> dict[str, Any]:
+    """The order as its owner and admins see it (address decrypted for them only)."""
+    return {
+        "id": str(order.id),
+        "orderNumber": order.order_number,
+        "userId": order.user_id,
+        "userEmail": order.user_email,
+        "status": order.status,
+        "statusReason": order.status_reason,
+        "items": order.items,
+        "subtotalCents": order.subtotal_cents,
+        "taxCents": order.tax_cents,
+        "shippingCents": order.shipping_cents,
+        "totalCents": order.total_cents,
+        "currency": order.currency,
+        "paidCents": order.paid_cents or 0,
+        "refundedCents": order.refunded_cents or 0,
+        "shippingAddress": decrypt_json(order.shipping_address_enc, keyring),
+        "notes": order.notes or "",
+        "paymentMethodId": order.payment_method_id,
+        "paymentIntentId": order.payment_intent_id,
+        "nextAction": order.next_action,
+        "carrier": order.carrier,
+        "trackingNumber": order.tracking_number,
+        "estimatedDelivery": _iso(order.estimated_delivery),
+        "shippedAt": _iso(order.shipped_at),
+        "deliveredAt": _iso(order.delivered_at),
+        "needsAttention": bool(order.needs_attention),
+        "attentionReason": order.attention_reason,
+        "correlationId": order.correlation_id,
+        "version": order.version,
+        "history": history_public(order),
+        "createdAt": _iso(order.created_at),
+        "updatedAt": _iso(order.updated_at),
+    }
+
+
+def order_summary(order: Order) -> dict[str, Any]:
+    """List rows: no personal data, no history."""
+    return {
+        "id": str(order.id),
+        "orderNumber": order.order_number,
+        "userId": order.user_id,
+        "status": order.status,
+        "statusReason": order.status_reason,
+        "totalCents": order.total_cents,
+        "currency": order.currency,
+        "itemCount": sum(int(i.get("quantity", 0)) for i in order.items or []),
+        "needsAttention": bool(order.needs_attention),
+        "createdAt": _iso(order.created_at),
+        "updatedAt": _iso(order.updated_at),
+    }

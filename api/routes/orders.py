@@ -1,0 +1,456 @@
+"""Orders: accept (202) and enqueue the chain; read, filter, change, cancel, resume."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from bson import ObjectId
+from fastapi import APIRouter, Body, Depends, Header, Query
+from kombu.exceptions import OperationalError as BrokerError
+from mongoengine import NotUniqueError
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from api.deps import AdminUser, CurrentUser, DataKeys, ensure_owner_or_admin
+from api.envelope import ApiError, not_found, paginated, success
+from api.order_schemas import (
+    SORTS,
+    CancelBody,
+    OrderCreate,
+    OrderUpdate,
+    history_public,
+    order_public,
+    order_summary,
+)
+from api.ratelimit import rate_limit, user_key
+from core.context import correlation_id_var, new_correlation_id
+from core.crypto import encrypt_json
+from core.settings import get_settings
+from models.order import Order, new_order_number, now_utc
+from models.product import Product
+from models.user import User
+from tasks import dispatch
+from workflows.errors import PermanentError
+from workflows.events import created_events
+from workflows.pricing import PricedLine, price_order
+from workflows.states import CANCELLABLE, FINISHED, OrderStatus, can_transition, parse_status
+
+router = APIRouter(prefix="/api/orders", tags=["orders"])
+ADMIN_STATUS_MOVES = frozenset({OrderStatus.DELIVERED, OrderStatus.CANCELLED})
+IdempotencyKey = Annotated[
+    str | None,
+    Header(alias="Idempotency-Key", min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$"),
+]
+
+
+def bad_filter(field: str, message: str) -> ApiError:
+    return ApiError(
+        400, "VALIDATION_ERROR", f"invalid filter: {field}", [{"field": field, "message": message}]
+    )
+
+
+def _parse_when(field: str, value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise bad_filter(field, "must be an ISO 8601 date or date-time") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _filters(
+    status: str | None, date_from: str | None, date_to: str | None, sort: str
+) -> tuple[dict[str, Any], str]:
+    query: dict[str, Any] = {}
+    if status:
+        try:
+            statuses = [parse_status(s).value for s in status.split(",") if s.strip()]
+        except ValueError as exc:
+            raise bad_filter("status", str(exc)) from exc
+        query["status__in"] = statuses
+    start, end = _parse_when("from", date_from), _parse_when("to", date_to)
+    if start:
+        query["created_at__gte"] = start
+    if end:
+        query["created_at__lte"] = end
+    if sort not in SORTS:
+        raise bad_filter("sort", f"one of {', '.join(SORTS)}")
+    return query, SORTS[sort]
+
+
+def _page(query: dict[str, Any], order_by: str, page: int, limit: int):
+    cursor = Order.objects(**query)
+    total = cursor.count()
+    items = list(cursor.order_by(order_by).skip((page - 1) * limit).limit(limit))
+    return paginated(
+        "orders", [order_summary(o) for o in items], page=page, limit=limit, total=total
+    )
+
+
+def _load_visible(order_id: str, user: User) -> Order:
+    order = Order.get(order_id)
+    if order is None:
+        raise not_found("order")
+    ensure_owner_or_admin(user, order.user_id, "order")
+    return order
+
+
+Page = Annotated[int, Query(ge=1, le=100_000)]
+Limit = Annotated[int, Query(ge=1, le=100)]
+
+
+@router.get("", summary="All orders (admin), with filters and search")
+def list_orders(
+    _: AdminUser,
+    page: Page = 1,
+    limit: Limit = 20,
+    status: str | None = None,
+    needs_attention: Annotated[bool | None, Query(alias="needsAttention")] = None,
+    q: Annotated[str | None, Query(max_length=200)] = None,
+    user_id: Annotated[str | None, Query(alias="userId", max_length=64)] = None,
+    date_from: Annotated[str | None, Query(alias="from")] = None,
+    date_to: Annotated[str | None, Query(alias="to")] = None,
+    sort: str = "-createdAt",
+):
+    query, order_by = _filters(status, date_from, date_to, sort)
+    if needs_attention is not None:
+        query["needs_attention"] = needs_attention
+    if q:
+        q = q.strip()
+        if q.upper().startswith("ORD-"):
+            query["order_number"] = q.upper()
+        else:
+            query["user_email"] = q.lower()
+    if user_id:
+        query["user_id"] = user_id
+    return _page(query, order_by, page, limit)
+
+
+@router.get("/my-orders", summary="The caller's orders (admins may pass userId)")
+def my_orders(
+    user: CurrentUser,
+    page: Page = 1,
+    limit: Limit = 10,
+    status: str | None = None,
+    date_from: Annotated[str | None, Query(alias="from")] = None,
+    date_to: Annotated[str | None, Query(alias="to")] = None,
+    sort: str = "-createdAt",
+    user_id: Annotated[str | None, Query(alias="userId", max_length=64)] = None,
+):
+    query, order_by = _filters(status, date_from, date_to, sort)
+    if user_id and not user.is_admin:
+        raise ApiError(403, "FORBIDDEN", "only admins may list another user's orders")
+    query["user_id"] = user_id if user_id else str(user.id)
+    return _page(query, order_by, page, limit)
+
+
+@router.get("/stats", summary="Counts by status, revenue, average order, orders today")
+def order_stats(user: CurrentUser):
+    match: dict[str, Any] = {} if user.is_admin else {"user_id": str(user.id)}
+    coll = Order._get_collection()
+    by_status = {s.value: 0 for s in OrderStatus}
+    paid = refunded = paid_count = total = 0
+    for row in coll.aggregate(
+        [
+            {"$match": match},
+            {
+                "$group": {
+                    "_id": "$status",
+                    "n": {"$sum": 1},
+                    "paid": {"$sum": "$paid_cents"},
+                    "refunded": {"$sum": "$refunded_cents"},
+                    "paidCount": {"$sum": {"$cond": [{"$gt": ["$paid_cents", 0]}, 1, 0]}},
+                }
+            },
+        ]
+    ):
+        by_status[row["_id"]] = row["n"]
+        total += row["n"]
+        paid += row.get("paid") or 0
+        refunded += row.get("refunded") or 0
+        paid_count += row.get("paidCount") or 0
+    midnight = now_utc().replace(hour=0, minute=0, second=0, microsecond=0)
+    today = coll.count_documents({**match, "created_at": {"$gte": midnight}})
+    return success(
+        {
+            "stats": {
+                "total": total,
+                "byStatus": by_status,
+                "totalRevenueCents": paid - refunded,
+                "averageOrderCents": round(paid / paid_count) if paid_count else 0,
+                "ordersToday": today,
+                "currency": get_settings().currency,
+            }
+        }
+    )
+
+
+def _replay(existing: Order, fingerprint: str, keyring) -> Any:
+    if existing.request_hash != fingerprint:
+        raise ApiError(
+            409, "IDEMPOTENCY_KEY_REUSED", "this Idempotency-Key was used with a different body"
+        )
+    return success(
+        {"order": order_public(existing, keyring)},
+        message="order already accepted for this Idempotency-Key",
+        headers={"Location": f"/api/orders/{existing.id}"},
+    )
+
+
+def _price(body: OrderCreate) -> tuple[list[dict[str, Any]], Any]:
+    skus = [i.sku for i in body.items]
+    products = {p.sku: p for p in Product.objects(sku__in=skus)}
+    errors = [
+        {"field": f"items.{n}.sku", "message": f"unknown sku {item.sku}"}
+        for n, item in enumerate(body.items)
+        if item.sku not in products
+    ]
+    if errors:
+        raise ApiError(400, "VALIDATION_ERROR", "invalid request: unknown sku", errors)
+    settings = get_settings()
+    lines = [
+        PricedLine(
+            sku=i.sku,
+            name=products[i.sku].name,
+            unit_price_cents=products[i.sku].price_cents,
+            quantity=i.quantity,
+            currency=products[i.sku].currency,
+        )
+        for i in body.items
+    ]
+    try:
+        totals = price_order(
+            lines,
+            tax_rate_bps=settings.tax_rate_bps,
+            shipping_cents=settings.shipping_cents,
+            currency=settings.currency,
+        )
+    except PermanentError as exc:
+        raise ApiError(400, "CURRENCY_MISMATCH", exc.message) from exc
+    items = [
+        {
+            "sku": ln.sku,
+            "name": ln.name,
+            "unitPriceCents": ln.unit_price_cents,
+            "quantity": ln.quantity,
+            "lineTotalCents": ln.line_total_cents,
+        }
+        for ln in lines
+    ]
+    return items, totals
+
+
+@router.post(
+    "",
+    status_code=202,
+    summary="Place an order: priced here, answered 202, the chain already enqueued",
+    dependencies=[Depends(rate_limit("rate_limit_orders", user_key))],
+)
+def create_order(
+    body: OrderCreate, user: CurrentUser, keyring: DataKeys, idempotency_key: IdempotencyKey = None
+):
+    fingerprint = body.fingerprint()
+    if idempotency_key:
+        existing = Order.objects(user_id=str(user.id), idempotency_key=idempotency_key).first()
+        if existing is not None:
+            return _replay(existing, fingerprint, keyring)
+    items, totals = _price(body)
+    correlation_id = correlation_id_var.get() or new_correlation_id()
+    at = now_utc()
+    order = Order(
+        id=ObjectId(),
+        order_number=new_order_number(at),
+        user_id=str(user.id),
+        user_email=user.email,
+        items=items,
+        subtotal_cents=totals.subtotal_cents,
+        tax_cents=totals.tax_cents,
+        shipping_cents=totals.shipping_cents,
+        total_cents=totals.total_cents,
+        currency=totals.currency,
+        shipping_address_enc=encrypt_json(body.shipping_address.model_dump(mode="json"), keyring),
+        notes=body.notes or "",
+        status=OrderStatus.PENDING.value,
+        version=1,
+        correlation_id=correlation_id,
+        payment_method_id=body.payment_method_id,
+        idempotency_key=idempotency_key,
+        request_hash=fingerprint,
+        history=[{"status": "pending", "at": at, "reason": "order placed", "actor": "customer"}],
+        created_at=at,
+        updated_at=at,
+    )
+    order.outbox = order.make_events(
+        created_events(),
+        1,
+        {
+            "totalCents": totals.total_cents,
+            "currency": totals.currency,
+            "itemCount": len(items),
+            "actor": "customer",
+        },
+    )
+    try:
+        order.save(force_insert=True)
+    except NotUniqueError:
+        existing = Order.objects(user_id=str(user.id), idempotency_key=idempotency_key).first()
+        if idempotency_key and existing is not None:
+            return _replay(existing, fingerprint, keyring)
+        raise
+    order_id = str(order.id)
+    try:
+        dispatch.start(order_id, correlation_id)
+        dispatch.enqueue_outbox("orders", order_id)
+    except (BrokerError, RedisConnectionError, OSError) as exc:
+        # Nothing ran yet: remove the order so no half-accepted order remains.
+        order.delete()
+        raise ApiError(
+            503,
+            "BROKER_UNAVAILABLE",
+            "the task queue is unavailable, try again shortly",
+            headers={"Retry-After": "5"},
+        ) from exc
+    return success(
+        {"order": order_public(order, keyring)},
+        message="order accepted",
+        status_code=202,
+        headers={"Location": f"/api/orders/{order_id}"},
+    )
+
+
+@router.get("/{order_id}", summary="One order (owner or admin)")
+def get_order(order_id: str, user: CurrentUser, keyring: DataKeys):
+    return success({"order": order_public(_load_visible(order_id, user), keyring)})
+
+
+@router.patch("/{order_id}", summary="Change address/notes before shipping; admins move status")
+def update_order(order_id: str, body: OrderUpdate, user: CurrentUser, keyring: DataKeys):
+    order = _load_visible(order_id, user)
+    actor = "admin" if user.is_admin else "customer"
+    if body.status is not None:
+        if not user.is_admin:
+            raise ApiError(403, "FORBIDDEN", "only admins may change an order's status")
+        return _admin_move(order, body, keyring)
+    fields: dict[str, Any] = {}
+    if body.shipping_address is not None:
+        fields["shipping_address_enc"] = encrypt_json(
+            body.shipping_address.model_dump(mode="json"), keyring
+        )
+    if body.notes is not None:
+        fields["notes"] = body.notes
+    if not fields:
+        raise ApiError(
+            400,
+            "VALIDATION_ERROR",
+            "nothing to change",
+            [{"field": "body", "message": "send shippingAddress, notes or status"}],
+        )
+    if order.status_enum not in CANCELLABLE:
+        raise ApiError(409, "ORDER_LOCKED", f"order is {order.status}: it can no longer be changed")
+    moved = Order.update_fields(order, actor=actor, fields=fields, note=f"updated by {actor}")
+    if moved is None:
+        raise ApiError(409, "CONFLICT", "the order changed meanwhile; reload and retry")
+    dispatch.enqueue_outbox("orders", order_id)
+    return success({"order": order_public(moved, keyring)})
+
+
+def _admin_move(order: Order, body: OrderUpdate, keyring) -> Any:
+    try:
+        target = parse_status(body.status or "")
+    except ValueError as exc:
+        raise ApiError(
+            400, "VALIDATION_ERROR", "invalid status", [{"field": "status", "message": str(exc)}]
+        ) from exc
+    if target not in ADMIN_STATUS_MOVES or not can_transition(order.status_enum, target):
+        raise ApiError(
+            409,
+            "INVALID_TRANSITION",
+            f"cannot move an order from {order.status} to {target.value} here",
+        )
+    if target == OrderStatus.CANCELLED:
+        moved, previous = dispatch.cancel(
+            str(order.id), body.reason or "cancelled by admin", actor="admin"
+        )
+        if previous is None:
+            raise ApiError(409, "INVALID_TRANSITION", f"order is {moved.status if moved else '?'}")
+    else:
+        moved = Order.transition(
+            order, target, actor="admin", reason=body.reason, fields={"delivered_at": now_utc()}
+        )
+        if moved is None:
+            raise ApiError(409, "CONFLICT", "the order changed meanwhile; reload and retry")
+    dispatch.enqueue_outbox("orders", str(order.id))
+    return success({"order": order_public(moved, keyring)})
+
+
+@router.delete("/{order_id}", status_code=202, summary="Cancel with a reason (before shipping)")
+def cancel_order(
+    order_id: str,
+    user: CurrentUser,
+    keyring: DataKeys,
+    reason: Annotated[str | None, Query(max_length=300)] = None,
+    body: Annotated[CancelBody | None, Body()] = None,
+):
+    order = _load_visible(order_id, user)
+    why = (body.reason if body else None) or (reason or "").strip()
+    if not why:
+        raise ApiError(
+            400,
+            "VALIDATION_ERROR",
+            "a reason is required",
+            [{"field": "reason", "message": "field required"}],
+        )
+    actor = "admin" if user.is_admin else "customer"
+    moved, previous = dispatch.cancel(order_id, why, actor=actor)
+    if previous is None:
+        current = moved or order
+        raise ApiError(
+            409, "INVALID_TRANSITION", f"order is {current.status}: it cannot be cancelled"
+        )
+    return success(
+        {"order": order_public(moved, keyring)}, message="order cancelled", status_code=202
+    )
+
+
+@router.get("/{order_id}/tracking", summary="Carrier, tracking number and status timeline")
+def tracking(order_id: str, user: CurrentUser):
+    order = _load_visible(order_id, user)
+    return success(
+        {
+            "tracking": {
+                "orderNumber": order.order_number,
+                "status": order.status,
+                "carrier": order.carrier,
+                "trackingNumber": order.tracking_number,
+                "estimatedDelivery": order.estimated_delivery.isoformat()
+                if order.estimated_delivery
+                else None,
+                "timeline": history_public(order),
+            }
+        }
+    )
+
+
+@router.get("/{order_id}/timeline", summary="Every event of this order, oldest first")
+def timeline(order_id: str, user: CurrentUser):
+    order = _load_visible(order_id, user)
+    return success({"timeline": history_public(order), "orderId": order_id})
+
+
+@router.post(
+    "/{order_id}/resume", status_code=202, summary="Re-enqueue the remaining chain (admin)"
+)
+def resume(order_id: str, _: AdminUser):
+    order = Order.get(order_id)
+    if order is None:
+        raise not_found("order")
+    if order.status_enum in FINISHED:
+        raise ApiError(409, "INVALID_TRANSITION", f"order is {order.status}: nothing to resume")
+    Order.clear_attention(order_id)
+    steps = dispatch.resume(order_id, actor="admin")
+    return success(
+        {"orderId": order_id, "status": order.status, "enqueued": steps},
+        message="resumed" if steps else "nothing to enqueue",
+        status_code=202,
+    )

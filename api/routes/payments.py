@@ -1,0 +1,303 @@
+"""Payments: Stripe config, intents, payment methods, refunds, history, verified webhooks."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import Field
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import CurrentUser, ensure_owner_or_admin
+from api.envelope import ApiError, not_found, paginated, success
+from api.order_schemas import PAYMENT_METHOD_PATTERN
+from api.schemas import ApiModel
+from core.settings import get_settings
+from gateways.stripe_gateway import WebhookSignatureError, get_gateway
+from models.order import Order, now_utc
+from models.user import User
+from models.webhook import WebhookEvent
+from monitoring.metrics import WEBHOOK_DUPLICATES
+from tasks import dispatch
+from workflows.errors import PermanentError
+from workflows.states import OrderStatus
+
+router = APIRouter(prefix="/api/payments", tags=["payments"])
+HANDLED_WEBHOOKS = frozenset(
+    {
+        "payment_intent.succeeded",
+        "payment_intent.payment_failed",
+        "payment_intent.canceled",
+        "payment_intent.requires_action",
+        "payment_intent.processing",
+    }
+)
+SAVE_PATTERN = r"^(pm|card|src|tok)_[A-Za-z0-9_]{3,64}$"
+
+
+class OrderRef(ApiModel):
+    order_id: str = Field(min_length=1, max_length=64)
+
+
+class ConfirmBody(ApiModel):
+    order_id: str = Field(min_length=1, max_length=64)
+    payment_method_id: str = Field(pattern=PAYMENT_METHOD_PATTERN)
+
+
+class SaveMethodBody(ApiModel):
+    payment_method_id: str = Field(pattern=SAVE_PATTERN)
+
+
+class RefundBody(ApiModel):
+    order_id: str = Field(min_length=1, max_length=64)
+    amount_cents: int | None = Field(default=None, ge=1, le=100_000_000)
+    reason: str = Field(min_length=1, max_length=300)
+
+
+def _own_order(order_id: str, user: User) -> Order:
+    order = Order.get(order_id)
+    if order is None:
+        raise not_found("order")
+    ensure_owner_or_admin(user, order.user_id, "order")
+    return order
+
+
+def _method_public(m: Any) -> dict[str, Any]:
+    return {
+        "id": m.id,
+        "brand": m.brand,
+        "last4": m.last4,
+        "expMonth": m.exp_month,
+        "expYear": m.exp_year,
+    }
+
+
+def _customer_of(user: User) -> str:
+    if user.stripe_customer_id:
+        return user.stripe_customer_id
+    customer = get_gateway().ensure_customer(
+        email=user.email,
+        name=f"{user.first_name} {user.last_name}".strip(),
+        user_id=str(user.id),
+        existing_id=None,
+    )
+    return user.attach_stripe_customer(customer)
+
+
+@router.get("/config", summary="Publishable key and Stripe.js URL for the browser")
+def config():
+    return success(get_gateway().publishable_config())
+
+
+@router.post("/create-intent", summary="The order's PaymentIntent (same order → same intent)")
+def create_intent(body: OrderRef, user: CurrentUser):
+    order = _own_order(body.order_id, user)
+    if not order.payment_intent_id:
+        if order.status_enum in (OrderStatus.FAILED, OrderStatus.CANCELLED):
+            raise ApiError(409, "ORDER_CLOSED", f"order is {order.status}")
+        raise ApiError(
+            409,
+            "INTENT_NOT_READY",
+            "the payment is being prepared; retry shortly",
+            headers={"Retry-After": "1"},
+        )
+    intent = get_gateway().retrieve_intent(order.payment_intent_id)
+    return success(
+        {
+            "clientSecret": intent.client_secret,
+            "paymentIntentId": intent.id,
+            "amount": intent.amount,
+            "currency": intent.currency,
+            "status": intent.status,
+            "orderStatus": order.status,
+        }
+    )
+
+
+@router.post("/confirm", status_code=202, summary="Pay a waiting order with a saved method")
+def confirm(body: ConfirmBody, user: CurrentUser):
+    order = _own_order(body.order_id, user)
+    owner = User.by_id(order.user_id)
+    method = get_gateway().get_payment_method(body.payment_method_id)
+    if owner is None or not owner.stripe_customer_id or method.customer != owner.stripe_customer_id:
+        raise not_found("payment method")
+    if order.status_enum != OrderStatus.PAYMENT_PENDING:
+        raise ApiError(409, "INVALID_TRANSITION", f"order is {order.status}: nothing to confirm")
+    moved = Order.update_fields(
+        order,
+        actor="customer",
+        fields={"payment_method_id": body.payment_method_id},
+        note="payment method chosen",
+    )
+    if moved is None:
+        raise ApiError(409, "CONFLICT", "the order changed meanwhile; reload and retry")
+    dispatch.enqueue_chain(str(order.id), order.correlation_id, OrderStatus.PAYMENT_PENDING)
+    dispatch.enqueue_outbox("orders", str(order.id))
+    return success(
+        {"orderId": str(order.id), "status": moved.status},
+        status_code=202,
+        message="payment is being confirmed",
+    )
+
+
+@router.get("/payment-methods/{customer_id}", summary="Saved cards (`me` or a customer id)")
+def payment_methods(customer_id: str, user: CurrentUser):
+    if customer_id == "me":
+        customer = user.stripe_customer_id
+    else:
+        owner = User.objects(stripe_customer_id=customer_id).first()
+        if owner is None:
+            raise not_found("customer")
+        ensure_owner_or_admin(user, str(owner.id), "customer")
+        customer = customer_id
+    methods = get_gateway().list_payment_methods(customer) if customer else []
+    return success({"customerId": customer, "paymentMethods": [_method_public(m) for m in methods]})
+
+
+@router.post("/save-payment-method", status_code=201, summary="Attach a card or token to me")
+def save_payment_method(body: SaveMethodBody, user: CurrentUser):
+    gateway = get_gateway()
+    customer = _customer_of(user)
+    try:
+        if body.payment_method_id.startswith("tok_"):
+            method = gateway.attach_token(customer, body.payment_method_id)
+        else:
+            current = gateway.get_payment_method(body.payment_method_id)
+            if current.customer and current.customer != customer:
+                raise not_found("payment method")
+            method = gateway.attach_payment_method(customer, body.payment_method_id)
+    except PermanentError as exc:
+        if exc.code == "resource_missing":
+            raise not_found("payment method") from exc
+        raise ApiError(
+            402, "CARD_DECLINED" if "declin" in exc.code else "PAYMENT_METHOD_REJECTED", exc.message
+        ) from exc
+    return success(
+        {"paymentMethod": _method_public(method), "customerId": customer}, status_code=201
+    )
+
+
+@router.post("/refund", status_code=202, summary="Refund an order (owners: full, within policy)")
+def refund(body: RefundBody, user: CurrentUser):
+    order = _own_order(body.order_id, user)
+    paid = order.paid_cents or 0
+    if not order.payment_intent_id or paid <= 0:
+        raise ApiError(409, "ORDER_NOT_PAID", "nothing was charged for this order")
+    left = paid - (order.refunded_cents or 0)
+    amount = body.amount_cents if body.amount_cents is not None else left
+    if left <= 0 or amount > left:
+        raise ApiError(
+            400,
+            "REFUND_TOO_LARGE",
+            f"at most {max(left, 0)} can still be refunded",
+            [{"field": "amountCents", "message": f"at most {max(left, 0)}"}],
+        )
+    if not user.is_admin:
+        _check_owner_policy(order, amount, left)
+    dispatch.enqueue_task(
+        "payments.refund_payment",
+        order_id=str(order.id),
+        amount_cents=amount,
+        key=uuid.uuid4().hex,
+        actor="admin" if user.is_admin else "customer",
+        reason=body.reason,
+        full=amount == left,
+    )
+    return success(
+        {"orderId": str(order.id), "amountCents": amount, "remainingCents": left - amount},
+        message="refund accepted",
+        status_code=202,
+    )
+
+
+def _check_owner_policy(order: Order, amount: int, left: int) -> None:
+    if amount != left:
+        raise ApiError(403, "FORBIDDEN", "customers may only refund the whole order")
+    status = order.status_enum
+    if status == OrderStatus.CONFIRMED:
+        return
+    window = timedelta(seconds=get_settings().refund_window_seconds)
+    if (
+        status == OrderStatus.DELIVERED
+        and order.delivered_at
+        and now_utc() - order.delivered_at <= window
+    ):
+        return
+    raise ApiError(
+        409,
+        "REFUND_NOT_ALLOWED",
+        "refunds are possible before shipping or within the window after delivery",
+    )
+
+
+@router.get("/history/{customer_id}", summary="Payments and refunds (`me` or a customer id)")
+def history(
+    customer_id: str,
+    user: CurrentUser,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+):
+    if customer_id == "me":
+        owner_id = str(user.id)
+    else:
+        owner = User.objects(stripe_customer_id=customer_id).first()
+        if owner is None:
+            raise not_found("customer")
+        ensure_owner_or_admin(user, str(owner.id), "customer")
+        owner_id = str(owner.id)
+    cursor = Order.objects(user_id=owner_id, payment_intent_id__ne=None)
+    total = cursor.count()
+    rows = [
+        {
+            "orderId": str(o.id),
+            "orderNumber": o.order_number,
+            "paymentIntentId": o.payment_intent_id,
+            "status": o.status,
+            "amountCents": o.total_cents,
+            "paidCents": o.paid_cents or 0,
+            "refundedCents": o.refunded_cents or 0,
+            "currency": o.currency,
+            "refunds": o.refunds,
+            "createdAt": o.created_at.isoformat() if o.created_at else None,
+        }
+        for o in cursor.order_by("-created_at").skip((page - 1) * limit).limit(limit)
+    ]
+    return paginated("payments", rows, page=page, limit=limit, total=total)
+
+
+@router.post("/webhook", summary="Stripe webhook: verified, deduplicated, acted on later")
+async def webhook(request: Request):
+    payload = await request.body()
+    signature = request.headers.get("stripe-signature")
+    # Verification and Mongo are blocking: keep them off the event loop.
+    return await run_in_threadpool(_handle_webhook, payload, signature)
+
+
+def _handle_webhook(payload: bytes, signature: str | None):
+    try:
+        event = get_gateway().verify_webhook(payload, signature)
+    except WebhookSignatureError as exc:
+        raise ApiError(400, "INVALID_SIGNATURE", str(exc) or "invalid webhook signature") from exc
+    event_id, event_type = str(event.get("id") or ""), str(event.get("type") or "")
+    obj = (event.get("data") or {}).get("object") or {}
+    if not event_id or not isinstance(obj, dict):
+        raise ApiError(400, "MALFORMED_EVENT", "webhook event without id or data.object")
+    if event_type not in HANDLED_WEBHOOKS:
+        return success({"received": True, "ignored": event_type}, message="event type ignored")
+    order_id = (obj.get("metadata") or {}).get("order_id")
+    if not order_id and obj.get("id"):
+        found = Order.objects(payment_intent_id=obj["id"]).only("id").first()
+        order_id = str(found.id) if found else None
+    if not WebhookEvent.record_once(event_id, event_type, order_id):
+        WEBHOOK_DUPLICATES.inc()
+        return success({"received": True, "duplicate": True}, message="duplicate ignored")
+    if not order_id or Order.get(order_id) is None:
+        return success({"received": True, "ignored": "unknown order"})
+    try:
+        dispatch.enqueue_task("payments.sync_intent", order_id=order_id, source="webhook")
+    except Exception as exc:
+        WebhookEvent.forget(event_id)  # let Stripe's retry be processed
+        raise ApiError(503, "BROKER_UNAVAILABLE", "could not queue the webhook; retry") from exc
+    return success({"received": True, "orderId": order_id})

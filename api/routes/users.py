@@ -1,0 +1,261 @@
+"""Users: register, login, logout, and the caller's own profile (API.md, Users)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
+from pydantic import AfterValidator, EmailStr, Field, StringConstraints
+
+from api.deps import AppSettings, CurrentClaims, CurrentUser, DataKeys, Revocations
+from api.envelope import ApiError, success
+from api.ratelimit import login_key, rate_limit
+from api.responses import error_responses
+from api.schemas import ApiModel, PublicModel
+from core.security import create_access_token, now_ms
+from core.settings import Settings
+from models.user import UNSET, EmailTaken, User, WrongPassword
+from monitoring.logging import get_logger
+from tasks.dispatch import enqueue_outbox
+
+router = APIRouter(prefix="/api/users", tags=["users"])
+log = get_logger(__name__)
+
+# Shown to clients; the same for an unknown email, a wrong password and a closed account.
+INVALID_CREDENTIALS = "invalid email or password"
+
+
+def _printable(value: str) -> str:
+    if not value.isprintable():
+        raise ValueError("must be printable text")
+    return value
+
+
+Name = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$"),
+    AfterValidator(_printable),
+]
+# Passwords are taken byte for byte: no whitespace stripping.
+Password = Annotated[str, StringConstraints(strip_whitespace=False, min_length=8, max_length=128)]
+AnyPassword = Annotated[
+    str, StringConstraints(strip_whitespace=False, min_length=1, max_length=128)
+]
+Phone = Annotated[str, StringConstraints(pattern=r"^\+?[1-9][0-9]{6,14}$")]
+
+
+class UserRegister(ApiModel):
+    email: EmailStr
+    password: Password
+    first_name: Name
+    last_name: Name
+    phone: Phone | None = None
+
+
+class UserLogin(ApiModel):
+    email: EmailStr
+    password: AnyPassword
+
+
+class UserUpdate(ApiModel):
+    first_name: Name | None = Field(default=None, description="omit or null: unchanged")
+    last_name: Name | None = Field(default=None, description="omit or null: unchanged")
+    phone: Phone | None = Field(default=None, description="omit: unchanged; null: removed")
+    password: Password | None = Field(default=None, description="needs currentPassword")
+    current_password: AnyPassword | None = None
+
+
+class UserPublic(PublicModel):
+    id: str
+    email: str
+    first_name: str
+    last_name: str
+    phone: str | None = Field(description="only to the user themself and admins")
+    role: Literal["customer", "admin"]
+    active: bool
+    stripe_customer_id: str | None
+    created_at: datetime
+
+
+class UserData(PublicModel):
+    user: UserPublic
+
+
+class AuthData(UserData):
+    token: str
+
+
+class ProfileData(UserData):
+    token: str | None = Field(default=None, description="present after a password change")
+
+
+class _Success(PublicModel):
+    status: Literal["success"]
+    message: str | None = None
+
+
+class UserEnvelope(_Success):
+    data: UserData
+
+
+class AuthEnvelope(_Success):
+    data: AuthData
+
+
+class ProfileEnvelope(_Success):
+    data: ProfileData
+
+
+class MessageEnvelope(_Success):
+    data: dict[str, Any]
+
+
+def _token_for(user: User, settings: Settings, issued_ms: int | None = None) -> str:
+    token, _ = create_access_token(str(user.id), user.role, settings, issued_ms=issued_ms)
+    return token
+
+
+def _publish(user: User) -> None:
+    # The beat sweep dispatches outboxes too, so a broker hiccup only delays the events.
+    try:
+        enqueue_outbox("users", str(user.id))
+    except Exception as exc:
+        log.warning("outbox_enqueue_failed", kind="users", user_id=str(user.id), error=str(exc))
+
+
+@router.post(
+    "/register",
+    status_code=201,
+    response_model=AuthEnvelope,
+    responses=error_responses(400, 409, 413, 429),
+    summary="Create a customer account; answers with a token",
+)
+def register(body: UserRegister, settings: AppSettings, keyring: DataKeys) -> JSONResponse:
+    try:
+        user = User.register(
+            email=str(body.email),
+            password=body.password,
+            first_name=body.first_name,
+            last_name=body.last_name,
+            phone=body.phone,
+            keyring=keyring,
+        )
+    except EmailTaken as exc:
+        raise ApiError(
+            409,
+            "EMAIL_TAKEN",
+            "an account with this email already exists",
+            [{"field": "email", "message": "already registered"}],
+        ) from exc
+    _publish(user)
+    log.info("user_registered", user_id=str(user.id))
+    data = {"user": user.to_public(user, keyring), "token": _token_for(user, settings)}
+    return success(data, message="registered", status_code=201)
+
+
+@router.post(
+    "/login",
+    response_model=AuthEnvelope,
+    responses=error_responses(400, 401, 413, 429),
+    dependencies=[Depends(rate_limit("rate_limit_login", login_key))],
+    summary="Exchange email and password for a token",
+)
+def login(body: UserLogin, settings: AppSettings, keyring: DataKeys) -> JSONResponse:
+    user = User.authenticate(str(body.email), body.password)
+    if user is None:
+        log.info("login_failed")
+        raise ApiError(401, "INVALID_CREDENTIALS", INVALID_CREDENTIALS)
+    _publish(user)
+    log.info("user_login", user_id=str(user.id))
+    data = {"user": user.to_public(user, keyring), "token": _token_for(user, settings)}
+    return success(data)
+
+
+@router.post(
+    "/logout",
+    response_model=MessageEnvelope,
+    responses=error_responses(401, 429),
+    summary="Revoke the token used for this request",
+)
+def logout(user: CurrentUser, claims: CurrentClaims, revocations: Revocations) -> JSONResponse:
+    revocations.revoke(claims.jti, claims.exp, str(user.id))
+    log.info("user_logout", user_id=str(user.id))
+    return success({}, message="logged out")
+
+
+@router.get(
+    "/profile",
+    response_model=UserEnvelope,
+    responses=error_responses(401, 429),
+    summary="The caller's profile",
+)
+def get_profile(user: CurrentUser, keyring: DataKeys) -> JSONResponse:
+    return success({"user": user.to_public(user, keyring)})
+
+
+@router.patch(
+    "/profile",
+    response_model=ProfileEnvelope,
+    responses=error_responses(400, 401, 413, 429),
+    summary="Change names, phone or password (password needs currentPassword)",
+)
+def update_profile(
+    body: UserUpdate,
+    user: CurrentUser,
+    settings: AppSettings,
+    revocations: Revocations,
+    keyring: DataKeys,
+) -> JSONResponse:
+    if body.password is not None and body.current_password is None:
+        raise ApiError(
+            400,
+            "VALIDATION_ERROR",
+            "invalid request: currentPassword",
+            [{"field": "currentPassword", "message": "required to change the password"}],
+        )
+    try:
+        changed = user.update_profile(
+            first_name=body.first_name if body.first_name is not None else UNSET,
+            last_name=body.last_name if body.last_name is not None else UNSET,
+            phone=body.phone if "phone" in body.model_fields_set else UNSET,
+            new_password=body.password,
+            current_password=body.current_password,
+            keyring=keyring,
+        )
+    except WrongPassword as exc:
+        raise ApiError(
+            400,
+            "INVALID_CURRENT_PASSWORD",
+            "the current password is wrong",
+            [{"field": "currentPassword", "message": "does not match"}],
+        ) from exc
+    data: dict[str, Any] = {"user": user.to_public(user, keyring)}
+    if "password" in changed:
+        # Every token issued before this moment dies; the fresh one is issued at it.
+        cut_off = now_ms()
+        revocations.revoke_all_before(str(user.id), cut_off)
+        data["token"] = _token_for(user, settings, issued_ms=cut_off)
+    if changed:
+        _publish(user)
+        log.info("user_updated", user_id=str(user.id), fields=changed)
+    return success(data, message="profile updated" if changed else "nothing to change")
+
+
+@router.delete(
+    "/profile",
+    response_model=MessageEnvelope,
+    responses=error_responses(401, 429),
+    summary="Deactivate the caller's account and revoke its tokens",
+)
+def delete_profile(
+    user: CurrentUser, claims: CurrentClaims, revocations: Revocations
+) -> JSONResponse:
+    user.deactivate()
+    # +1 ms: also cut a token minted in this very millisecond.
+    revocations.revoke_all_before(str(user.id), now_ms() + 1)
+    revocations.revoke(claims.jti, claims.exp, str(user.id))
+    _publish(user)
+    log.info("user_deactivated", user_id=str(user.id))
+    return success({}, message="account deactivated")

@@ -1,0 +1,130 @@
+"""Password hashing (argon2id via pwdlib) and access tokens (JWT HS256 via PyJWT)."""
+
+from __future__ import annotations
+
+import math
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from functools import lru_cache
+
+import jwt
+from pwdlib import PasswordHash
+from pwdlib.exceptions import UnknownHashError
+from pwdlib.hashers.argon2 import Argon2Hasher
+
+from core.settings import Settings, get_settings
+
+JWT_ALGORITHM = "HS256"
+REQUIRED_CLAIMS = ("sub", "role", "jti", "iat", "exp")
+
+_password_hash = PasswordHash((Argon2Hasher(),))
+
+
+def hash_password(password: str) -> str:
+    return _password_hash.hash(password)
+
+
+@lru_cache
+def _dummy_hash() -> str:
+    # Verified against when the account is unknown, so both paths cost one argon2 run.
+    return _password_hash.hash(secrets.token_urlsafe(16))
+
+
+def verify_password(password: str, password_hash: str | None) -> tuple[bool, str | None]:
+    """Check a password in constant work; returns (valid, new_hash_if_params_changed).
+
+    With ``password_hash=None`` (unknown account) a dummy hash is verified and the
+    answer is always False, so timing does not reveal whether the account exists.
+    """
+    if password_hash is None:
+        _password_hash.verify(password, _dummy_hash())
+        return False, None
+    try:
+        return _password_hash.verify_and_update(password, password_hash)
+    except UnknownHashError:
+        _password_hash.verify(password, _dummy_hash())
+        return False, None
+
+
+class InvalidToken(Exception):
+    """A token that is missing, malformed, tampered with, or expired; message says which."""
+
+
+@dataclass(frozen=True)
+class TokenClaims:
+    sub: str
+    role: str
+    jti: str
+    iat: float
+    exp: int
+
+    @property
+    def issued_ms(self) -> int:
+        return round(self.iat * 1000)
+
+
+def now_ms() -> int:
+    """Current time in whole milliseconds: the resolution of iat and of revocation cut-offs."""
+    return math.floor(time.time() * 1000)
+
+
+def create_access_token(
+    user_id: str,
+    role: str,
+    settings: Settings | None = None,
+    *,
+    issued_ms: int | None = None,
+) -> tuple[str, TokenClaims]:
+    """Sign a token for a user. iat has millisecond precision so a "tokens issued before
+    T" cut-off can revoke older tokens while sparing the one issued at T."""
+    settings = settings or get_settings()
+    issued = issued_ms if issued_ms is not None else now_ms()
+    claims = TokenClaims(
+        sub=user_id,
+        role=role,
+        jti=uuid.uuid4().hex,
+        iat=issued / 1000,
+        exp=issued // 1000 + settings.jwt_lifetime_seconds,
+    )
+    payload = {
+        "sub": claims.sub,
+        "role": claims.role,
+        "jti": claims.jti,
+        "iat": claims.iat,
+        "exp": claims.exp,
+    }
+    return jwt.encode(payload, settings.jwt_secret, algorithm=JWT_ALGORITHM), claims
+
+
+def decode_access_token(token: str, settings: Settings | None = None) -> TokenClaims:
+    settings = settings or get_settings()
+    try:
+        payload = jwt.decode(
+            token,
+            settings.jwt_secret,
+            algorithms=[JWT_ALGORITHM],
+            options={"require": list(REQUIRED_CLAIMS)},
+            leeway=0,
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise InvalidToken("token expired") from exc
+    except jwt.PyJWTError as exc:
+        raise InvalidToken("invalid token") from exc
+    try:
+        return TokenClaims(
+            sub=_text(payload["sub"]),
+            role=_text(payload["role"]),
+            jti=_text(payload["jti"]),
+            iat=float(payload["iat"]),
+            exp=int(payload["exp"]),
+        )
+    except (TypeError, ValueError) as exc:
+        raise InvalidToken("invalid token") from exc
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError("claim must be a non-empty string")
+    return value

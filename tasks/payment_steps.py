@@ -1,0 +1,282 @@
+"""Payment steps and compensations: create/confirm the intent, cancel, refund, settle.
+
+Mongo is the truth: the intent id is stored on the order once (first writer wins), an
+intent created by a losing duplicate run is cancelled on the spot, and every decision is
+taken from the intent's *current* state in Stripe, so webhooks, resumes and retries that
+arrive twice or out of order all land in the same place.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import structlog
+
+from gateways.stripe_gateway import IntentInfo, get_gateway
+from models.order import Order
+from models.user import User
+from monitoring.metrics import STEP_SECONDS
+from tasks.app import celery_app
+from tasks.base import OrderTask, stop_chain
+from tasks.dispatch import enqueue_chain, enqueue_outbox
+from tasks.order_steps import load_for_step
+from tasks.outcomes import end_order
+from workflows.errors import PermanentError, TransientError
+from workflows.events import EventType
+from workflows.states import FINISHED, OrderStatus
+
+log = structlog.get_logger(__name__)
+PAYABLE = frozenset({OrderStatus.PAYMENT_PENDING, OrderStatus.REQUIRES_ACTION})
+
+
+def ensure_customer(user: User) -> str:
+    """The user's Stripe customer, created on first need and stored once."""
+    if user.stripe_customer_id:
+        return user.stripe_customer_id
+    customer_id = get_gateway().ensure_customer(
+        email=user.email,
+        name=f"{user.first_name} {user.last_name}".strip(),
+        user_id=str(user.id),
+        existing_id=None,
+    )
+    return user.attach_stripe_customer(customer_id)
+
+
+def _check_payment_method(order: Order, customer_id: str) -> None:
+    # The method must be this customer's: never charge someone else's saved card.
+    method = get_gateway().get_payment_method(order.payment_method_id)
+    if method.customer != customer_id:
+        raise PermanentError("payment method not found", code="payment_method_not_found")
+
+
+def ensure_intent(order: Order) -> str:
+    """Create the order's intent unless one is stored; returns the stored intent id."""
+    if order.payment_intent_id:
+        return order.payment_intent_id
+    user = User.by_id(order.user_id)
+    if user is None:
+        raise PermanentError("customer account not found", code="user_missing")
+    customer_id = ensure_customer(user)
+    if order.payment_method_id:
+        _check_payment_method(order, customer_id)
+    intent = get_gateway().create_intent(
+        order_id=str(order.id),
+        amount_cents=order.total_cents,
+        currency=order.currency,
+        customer_id=customer_id,
+        payment_method_id=order.payment_method_id,
+    )
+    if Order.set_intent_once(order, intent.id, intent.client_secret):
+        return intent.id
+    # A duplicate run stored its intent first: ours must never be charged.
+    get_gateway().cancel_intent(intent.id)
+    current = Order.get(str(order.id))
+    return current.payment_intent_id if current else intent.id
+
+
+@celery_app.task(bind=True, base=OrderTask, name="payments.create_payment_intent")
+def create_payment_intent(self: OrderTask, order_id: str) -> str:
+    """Create (once) the PaymentIntent for the server-computed total; → payment_pending."""
+    started = time.perf_counter()
+    order = load_for_step(self, order_id, OrderStatus.RESERVED)
+    if order is None:
+        return "skipped"
+    try:
+        intent_id = ensure_intent(order)
+    except PermanentError as exc:
+        end_order(order_id, OrderStatus.FAILED, reason=exc.message, actor=f"task:{self.name}")
+        stop_chain(self)
+        return exc.code
+    order = Order.get(order_id)
+    if order is None or order.status_enum != OrderStatus.RESERVED:
+        return "conflict"
+    moved = Order.transition(
+        order,
+        OrderStatus.PAYMENT_PENDING,
+        actor=f"task:{self.name}",
+        event_data={"paymentIntentId": intent_id, "amountCents": order.total_cents},
+    )
+    if moved is not None:
+        enqueue_outbox("orders", order_id)
+    if moved is not None and not moved.payment_method_id:
+        stop_chain(self)  # waits for /api/payments/confirm or the browser
+    STEP_SECONDS.labels("create_payment_intent", "ok").observe(time.perf_counter() - started)
+    return "payment_pending"
+
+
+def settle_from_intent(order: Order, intent: IntentInfo, *, actor: str) -> Order | None:
+    """Move a payable order to what its intent says now. Returns the order after, if moved.
+
+    succeeded → confirmed; requires_action → requires_action (3-D Secure);
+    declined / canceled → failed with the decline reason, compensations enqueued.
+    """
+    status = order.status_enum
+    if status not in PAYABLE:
+        return None
+    if intent.status == "succeeded":
+        return Order.transition_from(
+            str(order.id),
+            PAYABLE,
+            OrderStatus.CONFIRMED,
+            actor=actor,
+            fields={"paid_cents": intent.amount, "next_action": None},
+            event_data={"paymentIntentId": intent.id, "amountCents": intent.amount},
+        )
+    if intent.status == "requires_action":
+        if status == OrderStatus.REQUIRES_ACTION:
+            return None
+        return Order.transition_from(
+            str(order.id),
+            frozenset({OrderStatus.PAYMENT_PENDING}),
+            OrderStatus.REQUIRES_ACTION,
+            actor=actor,
+            reason="3-D Secure authentication required",
+            fields={"client_secret": intent.client_secret, "next_action": intent.next_action_type},
+            event_data={"paymentIntentId": intent.id, "nextAction": intent.next_action_type},
+        )
+    declined = intent.status == "requires_payment_method" and (
+        intent.last_error_code or intent.decline_code
+    )
+    if declined or intent.status == "canceled":
+        reason = (
+            f"payment declined: {intent.decline_code or intent.last_error_code}"
+            + (f" ({intent.last_error_message})" if intent.last_error_message else "")
+            if declined
+            else "payment intent canceled"
+        )
+        moved, _ = end_order(str(order.id), OrderStatus.FAILED, reason=reason, actor=actor)
+        return moved
+    return None
+
+
+@celery_app.task(bind=True, base=OrderTask, name="payments.confirm_payment")
+def confirm_payment(self: OrderTask, order_id: str) -> str:
+    """Confirm the stored intent with the order's payment method."""
+    started = time.perf_counter()
+    order = load_for_step(self, order_id, OrderStatus.PAYMENT_PENDING)
+    if order is None:
+        return "skipped"
+    if not order.payment_method_id:
+        stop_chain(self)
+        return "waiting_for_payment_method"
+    gateway = get_gateway()
+    intent = gateway.retrieve_intent(order.payment_intent_id)
+    if intent.status != "succeeded":
+        if intent.payment_method != order.payment_method_id and intent.status in (
+            "requires_payment_method",
+            "requires_confirmation",
+        ):
+            intent = gateway.set_intent_payment_method(intent.id, order.payment_method_id)
+        if intent.status in ("requires_confirmation", "requires_payment_method"):
+            intent = gateway.confirm_intent(intent.id)
+    if intent.status == "processing":
+        raise TransientError("payment still processing")
+    moved = settle_from_intent(order, intent, actor=f"task:{self.name}")
+    if moved is not None:
+        enqueue_outbox("orders", order_id)
+    if moved is None or moved.status_enum != OrderStatus.CONFIRMED:
+        stop_chain(self)
+    STEP_SECONDS.labels("confirm_payment", intent.status).observe(time.perf_counter() - started)
+    return intent.status
+
+
+@celery_app.task(bind=True, base=OrderTask, name="payments.cancel_intent")
+def cancel_intent(self: OrderTask, order_id: str) -> str:
+    """Compensation: void the order's intent; if it was charged meanwhile, refund it."""
+    order = Order.get(order_id)
+    if order is None or not order.payment_intent_id:
+        return "no_intent"
+    intent = get_gateway().cancel_intent(order.payment_intent_id)
+    if intent.status == "succeeded":
+        return refund_order(order, amount_cents=None, key="compensation", actor=self.name)
+    Order.push_events(order_id, (EventType.ORDER_COMPENSATED,), {"compensation": "cancel_intent"})
+    enqueue_outbox("orders", order_id)
+    return intent.status
+
+
+def refund_order(
+    order: Order,
+    *,
+    amount_cents: int | None,
+    key: str,
+    actor: str,
+    final_status: OrderStatus | None = None,
+    reason: str | None = None,
+) -> str:
+    """Refund (part of) what was charged, once per key, and record it on the order."""
+    if not order.payment_intent_id:
+        return "no_intent"
+    refund = get_gateway().refund(
+        intent_id=order.payment_intent_id,
+        amount_cents=amount_cents,
+        idempotency_key=f"order:{order.id}:refund:{key}",
+    )
+    record: dict[str, Any] = {"id": refund.id, "amountCents": refund.amount, "key": key}
+    coll = Order._get_collection()
+    coll.update_one(
+        {"_id": order.id, "refunds.id": {"$ne": refund.id}},
+        {"$push": {"refunds": record}, "$inc": {"refunded_cents": refund.amount}},
+    )
+    Order.push_events(
+        str(order.id),
+        (EventType.PAYMENT_REFUNDED,),
+        {"refundId": refund.id, "amountCents": refund.amount, "actor": actor, "reason": reason},
+    )
+    if final_status is not None:
+        current = Order.get(str(order.id))
+        if current is not None and current.status_enum not in FINISHED - {OrderStatus.DELIVERED}:
+            before = current.status_enum
+            moved = Order.transition(current, final_status, actor=actor, reason=reason)
+            if moved is not None and before == OrderStatus.CONFIRMED:
+                # Refunded before shipping: the held stock goes back on sale.
+                celery_app.send_task("orders.release_inventory", kwargs={"order_id": str(order.id)})
+    enqueue_outbox("orders", str(order.id))
+    return "refunded"
+
+
+@celery_app.task(bind=True, base=OrderTask, name="payments.refund_payment")
+def refund_payment(
+    self: OrderTask,
+    order_id: str,
+    amount_cents: int | None = None,
+    key: str = "compensation",
+    actor: str = "system",
+    reason: str | None = None,
+    full: bool = False,
+) -> str:
+    """Refund an order: compensation after a cancel, or an owner/admin refund request."""
+    order = Order.get(order_id)
+    if order is None:
+        return "missing"
+    intent = (
+        get_gateway().retrieve_intent(order.payment_intent_id) if order.payment_intent_id else None
+    )
+    if intent is None or intent.status != "succeeded":
+        if intent is not None:
+            get_gateway().cancel_intent(intent.id)
+        return "nothing_to_refund"
+    final = (
+        OrderStatus.REFUNDED
+        if full and order.status_enum not in FINISHED - {OrderStatus.DELIVERED}
+        else None
+    )
+    return refund_order(
+        order, amount_cents=amount_cents, key=key, actor=actor, final_status=final, reason=reason
+    )
+
+
+@celery_app.task(bind=True, base=OrderTask, name="payments.sync_intent")
+def sync_intent(self: OrderTask, order_id: str, source: str = "webhook") -> str:
+    """Webhook / reconciliation: act on the intent's current state, then resume the chain."""
+    order = Order.get(order_id)
+    if order is None or not order.payment_intent_id:
+        return "unknown_order"
+    intent = get_gateway().retrieve_intent(order.payment_intent_id)
+    moved = settle_from_intent(order, intent, actor=source)
+    if moved is None:
+        return "unchanged"
+    enqueue_outbox("orders", order_id)
+    if moved.status_enum == OrderStatus.CONFIRMED:
+        enqueue_chain(order_id, moved.correlation_id, OrderStatus.CONFIRMED)
+    return moved.status

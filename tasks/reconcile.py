@@ -1,0 +1,216 @@
+"""Beat reconciliation: nothing stays stuck unseen.
+
+Celery keeps a chain only in its broker message; Mongo keeps the truth. Each job here
+compares the two worlds (orders, holds, Stripe intents) and repairs the difference. Every
+job is idempotent and runs under its own Redis lock, so a second beat by mistake is
+harmless; every run records its counts as a ``system.reconciliation`` event and metrics.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any
+
+import structlog
+
+from core.redis_client import get_redis
+from core.settings import get_settings
+from gateways.stripe_gateway import get_gateway
+from models.event import announce
+from models.order import Order, now_utc
+from models.product import Product
+from monitoring.metrics import RECONCILIATION_ACTIONS
+from tasks.app import celery_app
+from tasks.dispatch import enqueue_chain, enqueue_outbox, resume
+from tasks.order_steps import deliver_due_orders
+from tasks.outcomes import end_order
+from tasks.payment_steps import settle_from_intent
+from workflows.events import EventType
+from workflows.reconciliation import PaymentAction, payment_action, stuck_action
+from workflows.states import FINISHED, TERMINAL, WAITING_ON_CUSTOMER, OrderStatus
+
+log = structlog.get_logger(__name__)
+PAYABLE = [OrderStatus.PAYMENT_PENDING.value, OrderStatus.REQUIRES_ACTION.value]
+# A hold on an order in one of these is a leak: it ended, or its stock was already sold.
+LEAK_STATUSES = TERMINAL | {OrderStatus.SHIPPED, OrderStatus.DELIVERED}
+
+
+@contextmanager
+def job_lock(name: str, ttl_seconds: int):
+    """Hold ``oms:lock:beat:{name}`` for the run; yields False if another run holds it."""
+    client = get_redis()
+    key = f"oms:lock:beat:{name}"
+    token = uuid.uuid4().hex
+    acquired = bool(client.set(key, token, nx=True, ex=ttl_seconds))
+    try:
+        yield acquired
+    finally:
+        if acquired and client.get(key) == token:
+            client.delete(key)
+
+
+def run_job(name: str, fn: Callable[[], dict[str, int]]) -> dict[str, Any]:
+    """Run one job under its lock, then record what it found and did."""
+    with job_lock(name, ttl_seconds=max(30, int(get_settings().beat_reconcile_interval * 4))) as ok:
+        if not ok:
+            return {"job": name, "skipped": "locked"}
+        counts = fn()
+    for action, n in counts.items():
+        if n:
+            RECONCILIATION_ACTIONS.labels(name, action).inc(n)
+    if any(counts.values()):
+        log.info("reconciliation_run", job=name, **counts)
+    announce(EventType.RECONCILIATION_RUN, f"beat:{name}", {"job": name, **counts})
+    return {"job": name, **counts}
+
+
+# -- stuck orders ---------------------------------------------------------------------------
+def reconcile_stuck_orders() -> dict[str, int]:
+    """Unfinished orders untouched for the threshold: resume; after K resumes: flag them."""
+    settings = get_settings()
+    now = now_utc()
+    cutoff = now - timedelta(seconds=settings.stuck_order_seconds)
+    finished = [s.value for s in FINISHED]
+    counts = {"found": 0, "resumed": 0, "flagged": 0}
+    for order in Order.objects(status__nin=finished, updated_at__lte=cutoff).limit(500):
+        status = order.status_enum
+        waiting = status in WAITING_ON_CUSTOMER or (
+            status == OrderStatus.PAYMENT_PENDING and not order.payment_method_id
+        )
+        action = stuck_action(
+            status,
+            idle_seconds=(now - order.updated_at).total_seconds(),
+            threshold_seconds=settings.stuck_order_seconds,
+            resumes_so_far=order.resume_count or 0,
+            max_resumes=settings.stuck_max_resumes,
+            waiting_on_customer=waiting,
+        )
+        if action == "nothing" or order.needs_attention:
+            continue
+        counts["found"] += 1
+        if action == "resume":
+            resume(str(order.id), actor="beat:stuck_orders")
+            counts["resumed"] += 1
+        elif Order.flag_attention(str(order.id), "stuck: resumed too often", "beat:stuck_orders"):
+            announce(
+                EventType.SYSTEM_ERROR,
+                "beat:stuck_orders",
+                {"orderId": str(order.id), "reason": "order stuck after retries"},
+            )
+            enqueue_outbox("orders", str(order.id))
+            counts["flagged"] += 1
+    return counts
+
+
+# -- payments vs Stripe ---------------------------------------------------------------------
+def reconcile_payments() -> dict[str, int]:
+    """Waiting payments compared with their intent: confirm, fail, time out, or resume."""
+    settings = get_settings()
+    gateway = get_gateway()
+    now = now_utc()
+    counts = {"checked": 0, "confirmed": 0, "failed": 0, "timed_out": 0, "resumed": 0}
+    for order in Order.objects(status__in=PAYABLE).order_by("updated_at").limit(200):
+        counts["checked"] += 1
+        intent = (
+            gateway.retrieve_intent(order.payment_intent_id) if order.payment_intent_id else None
+        )
+        action = payment_action(
+            order.status_enum,
+            intent.status if intent else None,
+            age_seconds=(now - order.created_at).total_seconds(),
+            payment_window_seconds=settings.payment_window_seconds,
+            has_payment_method=bool(order.payment_method_id),
+        )
+        oid = str(order.id)
+        if action in (PaymentAction.MARK_CONFIRMED, PaymentAction.FAIL) and intent is not None:
+            moved = settle_from_intent(order, intent, actor="beat:payments")
+            if moved is not None and moved.status_enum == OrderStatus.CONFIRMED:
+                enqueue_chain(oid, moved.correlation_id, OrderStatus.CONFIRMED)
+                enqueue_outbox("orders", oid)
+                counts["confirmed"] += 1
+            elif moved is not None:
+                counts["failed"] += 1
+        elif action == PaymentAction.TIMEOUT:
+            ended, _ = end_order(
+                oid, OrderStatus.FAILED, reason="payment_timeout", actor="beat:payments"
+            )
+            counts["timed_out"] += int(ended is not None and ended.status == "failed")
+        elif action in (PaymentAction.RESUME, PaymentAction.CREATE_MISSING):
+            enqueue_chain(
+                oid,
+                order.correlation_id,
+                OrderStatus.PAYMENT_PENDING
+                if action == PaymentAction.RESUME
+                else OrderStatus.RESERVED,
+            )
+            counts["resumed"] += 1
+    return counts
+
+
+# -- leaked holds ---------------------------------------------------------------------------
+def reconcile_leaked_holds() -> dict[str, int]:
+    """Holds whose order is finished (or gone) go back to available stock."""
+    counts = {"released": 0}
+    for product in Product.objects(holds__ne={}).only("sku", "holds"):
+        for order_id, quantity in list((product.holds or {}).items()):
+            order = Order.get(order_id)
+            if order is not None and order.status_enum not in LEAK_STATUSES:
+                continue
+            if Product.release(product.sku, order_id, int(quantity)):
+                counts["released"] += 1
+    return counts
+
+
+# -- orphan intents -------------------------------------------------------------------------
+def reconcile_orphan_intents() -> dict[str, int]:
+    """Intents carrying our metadata.order_id that their order does not know: cancel them."""
+    counts = {"checked": 0, "cancelled": 0}
+    gateway = get_gateway()
+    now = now_utc()
+    since = int((now - timedelta(days=2)).timestamp())
+    # Young intents may be a step's own, not stored yet: leave them a grace period.
+    grace_edge = int(now.timestamp()) - get_settings().orphan_intent_grace_seconds
+    for intent in gateway.list_intents(created_after=since, limit=1000):
+        if not intent.order_id or intent.status in ("succeeded", "canceled"):
+            continue
+        if intent.created is not None and intent.created > grace_edge:
+            continue
+        counts["checked"] += 1
+        order = Order.get(intent.order_id)
+        if order is not None and order.payment_intent_id == intent.id:
+            continue
+        gateway.cancel_intent(intent.id)
+        counts["cancelled"] += 1
+    return counts
+
+
+def deliver_orders() -> dict[str, int]:
+    return {"delivered": deliver_due_orders()}
+
+
+def heartbeat() -> dict[str, int]:
+    return {"beat": 1}
+
+
+JOBS: dict[str, Callable[[], dict[str, int]]] = {
+    "stuck_orders": reconcile_stuck_orders,
+    "payments": reconcile_payments,
+    "leaked_holds": reconcile_leaked_holds,
+    "orphan_intents": reconcile_orphan_intents,
+    "deliveries": deliver_orders,
+}
+
+
+@celery_app.task(name="maintenance.reconcile", acks_late=True, ignore_result=True)
+def reconcile(job: str) -> dict[str, Any]:
+    """Run one named reconciliation job (beat schedules each on its own interval)."""
+    return run_job(job, JOBS[job])
+
+
+@celery_app.task(name="maintenance.health_check", ignore_result=True)
+def health_check() -> bool:
+    """Heartbeat: a ``system.health_check`` event proves beat, broker and worker are alive."""
+    return announce(EventType.SYSTEM_HEALTH_CHECK, "beat", {"at": now_utc().isoformat()})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import Field, field_validator
@@ -70,15 +70,18 @@ class CancelBody(ApiModel):
     reason: str = Field(min_length=1, max_length=300)
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
+def iso_utc(value: datetime | None) -> str | None:
+    # Mongo hands datetimes back without a zone; every one we store is UTC.
+    if value is None:
+        return None
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
 
 
 def history_public(order: Order) -> list[dict[str, Any]]:
     return [
         {
             "status": h.get("status"),
-            "at": _iso(h.get("at")),
+            "at": iso_utc(h.get("at")),
             "reason": h.get("reason"),
             "actor": h.get("actor"),
         }
@@ -110,16 +113,16 @@ def order_public(order: Order, keyring: KeyRing | None = None) -> dict[str, Any]
         "nextAction": order.next_action,
         "carrier": order.carrier,
         "trackingNumber": order.tracking_number,
-        "estimatedDelivery": _iso(order.estimated_delivery),
-        "shippedAt": _iso(order.shipped_at),
-        "deliveredAt": _iso(order.delivered_at),
+        "estimatedDelivery": iso_utc(order.estimated_delivery),
+        "shippedAt": iso_utc(order.shipped_at),
+        "deliveredAt": iso_utc(order.delivered_at),
         "needsAttention": bool(order.needs_attention),
         "attentionReason": order.attention_reason,
         "correlationId": order.correlation_id,
         "version": order.version,
         "history": history_public(order),
-        "createdAt": _iso(order.created_at),
-        "updatedAt": _iso(order.updated_at),
+        "createdAt": iso_utc(order.created_at),
+        "updatedAt": iso_utc(order.updated_at),
     }
 
 
@@ -135,6 +138,6 @@ def order_summary(order: Order) -> dict[str, Any]:
         "currency": order.currency,
         "itemCount": sum(int(i.get("quantity", 0)) for i in order.items or []),
         "needsAttention": bool(order.needs_attention),
-        "createdAt": _iso(order.created_at),
-        "updatedAt": _iso(order.updated_at),
+        "createdAt": iso_utc(order.created_at),
+        "updatedAt": iso_utc(order.updated_at),
     }

@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = 64 * 1024
     metrics_public: bool = True
     metrics_token: str = ""
+    # prometheus_client's own variable: set for the API and workers to aggregate metrics
+    prometheus_multiproc_dir: str = ""
 
     # Health
     health_check_timeout_ms: int = 800
@@ -84,6 +86,7 @@ class Settings(BaseSettings):
     # Lifecycle thresholds (seconds)
     stuck_order_seconds: int = 120
     stuck_max_resumes: int = 3
+    stuck_max_backlog: int = 200  # queue length above which nothing counts as stuck
     orphan_intent_grace_seconds: int = 60
     payment_window_seconds: int = 1800
     delivery_delay_seconds: int = 60

@@ -8,6 +8,7 @@ Celery worker, one beat, Flower and the API.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -85,6 +86,11 @@ class Supervisor:
     # -- our processes ----------------------------------------------------------------
     def start_app(self) -> None:
         py = sys.executable
+        # One directory of metric samples shared by the API and the worker processes.
+        prom = self.data / "prometheus"
+        shutil.rmtree(prom, ignore_errors=True)
+        prom.mkdir(parents=True)
+        self.env["PROMETHEUS_MULTIPROC_DIR"] = str(prom)
         seed = subprocess.run(
             [py, "manage.py", "seed"],
             env={**os.environ, **self.env},

@@ -98,6 +98,7 @@ class Order(Document):
     idempotency_key = StringField(default=None, null=True)
     request_hash = StringField(default=None, null=True)
     outbox = ListField(DictField(), default=list)
+    last_event_id = StringField(default=None, null=True)
     created_at = DateTimeField(default=now_utc)
     updated_at = DateTimeField(default=now_utc)
 
@@ -158,13 +159,15 @@ class Order(Document):
         data = {"from": frm.value, "to": to.value, "reason": reason, "actor": actor}
         data.update(event_data or {})
         kinds = (*extra_events, *transition_events(frm, to))
-        events = order.make_events(kinds, version, data, causation_id)
+        # The previous move caused this one, unless the caller names another cause.
+        events = order.make_events(kinds, version, data, causation_id or order.last_event_id)
         entry = {"status": to.value, "at": at, "reason": reason, "actor": actor}
         update: dict[str, Any] = {
             "$set": {
                 "status": to.value,
                 "status_reason": reason,
                 "updated_at": at,
+                "last_event_id": events[-1]["eventId"],
                 **(fields or {}),
             },
             "$inc": {"version": 1, **(inc or {})},

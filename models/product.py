@@ -124,8 +124,8 @@ class Product(Document):
 
     # -- holds ----------------------------------------------------------------------------
     @classmethod
-    def reserve(cls, sku: str, order_id: str, quantity: int) -> bool:
-        """Hold stock for an order. True if held now or already held by this order.
+    def reserve(cls, sku: str, order_id: str, quantity: int) -> tuple[bool, bool]:
+        """Hold stock for an order: (held now or already, crossed a stock threshold now).
 
         One conditional update: enough available and no hold yet for this order, so two
         runs of the same step never hold twice and concurrent orders never oversell.
@@ -141,12 +141,12 @@ class Product(Document):
             return_document=ReturnDocument.AFTER,
         )
         if doc is not None:
-            cls._stock_crossing_events(sku, doc, quantity)
-            return True
-        return coll.count_documents({"_id": sku, f"holds.{order_id}": {"$exists": True}}) > 0
+            return True, cls._stock_crossing_events(sku, doc, quantity)
+        held = coll.count_documents({"_id": sku, f"holds.{order_id}": {"$exists": True}}) > 0
+        return held, False
 
     @classmethod
-    def _stock_crossing_events(cls, sku: str, doc: dict[str, Any], quantity: int) -> None:
+    def _stock_crossing_events(cls, sku: str, doc: dict[str, Any], quantity: int) -> bool:
         # Exactly one reservation crosses each threshold, since $inc is atomic.
         after = int(doc["available"])
         before = after + quantity
@@ -157,39 +157,37 @@ class Product(Document):
         elif after < threshold <= before:
             kinds.append(EventType.INVENTORY_LOW_STOCK)
         if not kinds:
-            return
+            return False
         version = int(doc.get("version", 1))
         events = [
             cls._event(kind, sku, version, {"available": after, "threshold": threshold})
             for kind in kinds
         ]
         cls._get_collection().update_one({"_id": sku}, {"$push": {"outbox": {"$each": events}}})
+        return True
+
+    @classmethod
+    def _settle_hold(cls, sku: str, order_id: str, quantity: int, into: str) -> bool:
+        # Only a hold that is present moves, so running this twice moves it once.
+        result = cls._get_collection().update_one(
+            {"_id": sku, f"holds.{order_id}": quantity},
+            {
+                "$inc": {into: quantity, "version": 1},
+                "$unset": {f"holds.{order_id}": ""},
+                "$set": {"updated_at": _now()},
+            },
+        )
+        return result.modified_count == 1
 
     @classmethod
     def release(cls, sku: str, order_id: str, quantity: int) -> bool:
         """Give a hold back to available. True if a hold was released by this call."""
-        result = cls._get_collection().update_one(
-            {"_id": sku, f"holds.{order_id}": quantity},
-            {
-                "$inc": {"available": quantity, "version": 1},
-                "$unset": {f"holds.{order_id}": ""},
-                "$set": {"updated_at": _now()},
-            },
-        )
-        return result.modified_count == 1
+        return cls._settle_hold(sku, order_id, quantity, "available")
 
     @classmethod
     def commit(cls, sku: str, order_id: str, quantity: int) -> bool:
         """Turn a hold into sold stock (at shipping). True if committed by this call."""
-        result = cls._get_collection().update_one(
-            {"_id": sku, f"holds.{order_id}": quantity},
-            {
-                "$inc": {"sold": quantity, "version": 1},
-                "$unset": {f"holds.{order_id}": ""},
-                "$set": {"updated_at": _now()},
-            },
-        )
-        return result.modified_count == 1
+        return cls._settle_hold(sku, order_id, quantity, "sold")
 
     @classmethod
     def skus_holding(cls, order_id: str) -> list[str]:

@@ -6,6 +6,7 @@ event into ``outbox``; the caller then enqueues the outbox dispatch.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -238,6 +239,21 @@ class User(Document):
     def deactivate(self) -> None:
         """Soft delete: the account stays (email stays taken), login is refused from now on."""
         self._apply(EventType.USER_DELETED, {"reason": "deactivated"}, {"active": False})
+
+    def ensure_stripe_customer(self, create: Callable[..., str]) -> str:
+        """The user's payment-provider customer id, made by ``create`` on first need.
+
+        ``create`` is the gateway's ``ensure_customer`` (models do not import gateways).
+        """
+        if self.stripe_customer_id:
+            return self.stripe_customer_id
+        customer_id = create(
+            email=self.email,
+            name=f"{self.first_name} {self.last_name}".strip(),
+            user_id=str(self.id),
+            existing_id=None,
+        )
+        return self.attach_stripe_customer(customer_id)
 
     def attach_stripe_customer(self, customer_id: str) -> str:
         """Record the Stripe customer id once; returns the id in force (first writer wins)."""

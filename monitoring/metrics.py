@@ -1,8 +1,30 @@
-"""Prometheus metrics shared by the API and the workers."""
+"""Prometheus metrics shared by the API and the workers.
+
+With ``PROMETHEUS_MULTIPROC_DIR`` set (``make up`` and docker-compose set it for the API
+and the workers), every process writes its samples there and the API's ``/metrics``
+aggregates them, so worker-side step durations, retries and compensations show up too.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from collections.abc import Iterator
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from core.db import get_db
+from core.redis_client import get_redis
+from core.settings import get_settings
 
 HTTP_LATENCY = Histogram(
     "oms_http_request_seconds",
@@ -10,15 +32,50 @@ HTTP_LATENCY = Histogram(
     ["method", "route", "status"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
-ORDERS_BY_STATUS = Gauge("oms_orders_by_status", "Orders by status", ["status"])
 STEP_SECONDS = Histogram("oms_step_seconds", "Order step duration", ["step", "outcome"])
+ORDER_E2E_SECONDS = Histogram(
+    "oms_order_end_to_end_seconds",
+    "From order accepted to shipped",
+    buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 1800),
+)
 STEP_RETRIES = Counter("oms_step_retries_total", "Order step retries", ["step"])
 COMPENSATIONS = Counter("oms_compensations_total", "Compensations run", ["kind"])
 RECONCILIATION_ACTIONS = Counter(
     "oms_reconciliation_actions_total", "Beat reconciliation actions", ["job", "action"]
 )
 WEBHOOK_DUPLICATES = Counter("oms_webhook_duplicates_total", "Duplicate Stripe webhooks ignored")
-HEALTH_CHECK_OK = Gauge("oms_health_check_ok", "1 if the dependency check passed", ["check"])
+HEALTH_CHECK_OK = Gauge(
+    "oms_health_check_ok", "1 if the dependency check passed", ["check"], multiprocess_mode="max"
+)
+
+
+class OrderStateCollector(Collector):
+    """Orders by status and broker queue depth, read from Mongo/Redis at scrape time."""
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        by_status = GaugeMetricFamily("oms_orders_by_status", "Orders by status", labels=["status"])
+        try:
+            rows = get_db()["orders"].aggregate([{"$group": {"_id": "$status", "n": {"$sum": 1}}}])
+            for row in rows:
+                by_status.add_metric([str(row["_id"])], row["n"])
+        except Exception:  # a scrape must not fail because Mongo is down; /health says that
+            return
+        yield by_status
+        settings = get_settings()
+        if not settings.effective_broker_url.startswith(("redis://", "rediss://")):
+            return
+        depth = GaugeMetricFamily("oms_queue_depth", "Messages waiting per queue", labels=["queue"])
+        try:
+            client = get_redis()
+            for queue in ("orders", "payments", "events", "maintenance"):
+                depth.add_metric([queue], client.llen(queue))
+        except Exception:  # same: never fail the scrape
+            return
+        yield depth
+
+
+_state = OrderStateCollector()
+REGISTRY.register(_state)
 
 
 def observe_http(method: str, route: str, status: int, seconds: float) -> None:
@@ -26,4 +83,14 @@ def observe_http(method: str, route: str, status: int, seconds: float) -> None:
 
 
 def render_latest() -> tuple[bytes, str]:
-    return generate_latest(), CONTENT_TYPE_LATEST
+    path = get_settings().prometheus_multiproc_dir
+    if not path:
+        return generate_latest(), CONTENT_TYPE_LATEST
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=path)
+    registry.register(_state)
+    for collector in list(REGISTRY._collector_to_names):
+        # Scrape-time collectors (outbox lag, dead letters) are not in the files.
+        if collector is not _state and collector.__class__.__module__.startswith("monitoring."):
+            registry.register(collector)
+    return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -75,7 +75,14 @@ celery_app.conf.beat_schedule = {
             "schedule": _s.beat_reconcile_interval,
             "kwargs": {"job": job},
         }
-        for job in ("stuck_orders", "payments", "leaked_holds", "orphan_intents", "deliveries")
+        for job in (
+            "stuck_orders",
+            "payments",
+            "leaked_holds",
+            "orphan_intents",
+            "deliveries",
+            "idempotency_keys",
+        )
     },
     "health-check": {"task": "maintenance.health_check", "schedule": _s.beat_health_interval},
     "sweep-outboxes": {

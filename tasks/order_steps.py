@@ -11,7 +11,7 @@ import structlog
 from core.settings import get_settings
 from models.order import Order, now_utc
 from models.product import Product
-from monitoring.metrics import STEP_SECONDS
+from monitoring.metrics import ORDER_E2E_SECONDS, STEP_SECONDS
 from tasks.app import celery_app
 from tasks.base import OrderTask, stop_chain
 from tasks.dispatch import enqueue_outbox
@@ -59,7 +59,10 @@ def reserve_inventory(self: OrderTask, order_id: str) -> str:
     if order is None:
         return "skipped"
     for item in order.items:
-        if not Product.reserve(item["sku"], order_id, int(item["quantity"])):
+        held, crossed = Product.reserve(item["sku"], order_id, int(item["quantity"]))
+        if crossed:
+            enqueue_outbox("products", item["sku"])  # low/out-of-stock alerts go out now
+        if not held:
             reason = f"out of stock: {item['sku']}"
             _release_all(order)
             end_order(order_id, OrderStatus.FAILED, reason=reason, actor=f"task:{self.name}")
@@ -110,6 +113,7 @@ def ship_order(self: OrderTask, order_id: str) -> str:
         return "conflict"
     enqueue_outbox("orders", order_id)
     STEP_SECONDS.labels("ship_order", "ok").observe(time.perf_counter() - started)
+    ORDER_E2E_SECONDS.observe((shipped_at - order.created_at).total_seconds())
     return "shipped"
 
 

@@ -32,15 +32,7 @@ PAYABLE = frozenset({OrderStatus.PAYMENT_PENDING, OrderStatus.REQUIRES_ACTION})
 
 def ensure_customer(user: User) -> str:
     """The user's Stripe customer, created on first need and stored once."""
-    if user.stripe_customer_id:
-        return user.stripe_customer_id
-    customer_id = get_gateway().ensure_customer(
-        email=user.email,
-        name=f"{user.first_name} {user.last_name}".strip(),
-        user_id=str(user.id),
-        existing_id=None,
-    )
-    return user.attach_stripe_customer(customer_id)
+    return user.ensure_stripe_customer(get_gateway().ensure_customer)
 
 
 def _check_payment_method(order: Order, customer_id: str) -> None:

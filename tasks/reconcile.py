@@ -68,13 +68,24 @@ def run_job(name: str, fn: Callable[[], dict[str, int]]) -> dict[str, Any]:
 
 
 # -- stuck orders ---------------------------------------------------------------------------
+def _backlog() -> int:
+    """Messages waiting in the order and payment queues (Redis broker only; else 0)."""
+    if not get_settings().effective_broker_url.startswith(("redis://", "rediss://")):
+        return 0
+    client = get_redis()
+    return int(client.llen("orders")) + int(client.llen("payments"))
+
+
 def reconcile_stuck_orders() -> dict[str, int]:
     """Unfinished orders untouched for the threshold: resume; after K resumes: flag them."""
     settings = get_settings()
     now = now_utc()
     cutoff = now - timedelta(seconds=settings.stuck_order_seconds)
     finished = [s.value for s in FINISHED]
-    counts = {"found": 0, "resumed": 0, "flagged": 0}
+    counts = {"found": 0, "resumed": 0, "flagged": 0, "backlog": _backlog()}
+    if counts["backlog"] > settings.stuck_max_backlog:
+        # Orders behind a long queue are waiting, not stuck: resuming them adds load.
+        return counts
     for order in Order.objects(status__nin=finished, updated_at__lte=cutoff).limit(500):
         status = order.status_enum
         waiting = status in WAITING_ON_CUSTOMER or (
@@ -187,6 +198,16 @@ def reconcile_orphan_intents() -> dict[str, int]:
     return counts
 
 
+def expire_idempotency_keys() -> dict[str, int]:
+    """Idempotency keys older than IDEMPOTENCY_TTL_SECONDS are forgotten (reusable again);
+    the order itself stays."""
+    cutoff = now_utc() - timedelta(seconds=get_settings().idempotency_ttl_seconds)
+    expired = Order.objects(idempotency_key__ne=None, created_at__lte=cutoff).update(
+        unset__idempotency_key=True
+    )
+    return {"expired": int(expired or 0)}
+
+
 def deliver_orders() -> dict[str, int]:
     return {"delivered": deliver_due_orders()}
 
@@ -201,6 +222,7 @@ JOBS: dict[str, Callable[[], dict[str, int]]] = {
     "leaked_holds": reconcile_leaked_holds,
     "orphan_intents": reconcile_orphan_intents,
     "deliveries": deliver_orders,
+    "idempotency_keys": expire_idempotency_keys,
 }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import structlog
 
-from models.order import Order
+from models.order import Order, now_utc
 from tasks.dispatch import enqueue_chain, enqueue_outbox
 from workflows.events import EventType
 from workflows.lifecycle import remaining_steps
@@ -28,7 +28,11 @@ def resume_order(order_id: str, *, actor: str = "system") -> list[str]:
     Order.push_events(
         order_id, (EventType.ORDER_RESUMED,), {"actor": actor, "status": status.value}
     )
-    Order._get_collection().update_one({"_id": order.id}, {"$inc": {"resume_count": 1}})
+    # Touch updated_at: the stuck-order sweep then waits a whole threshold before trying
+    # again, instead of resuming the same order on every beat tick.
+    Order._get_collection().update_one(
+        {"_id": order.id}, {"$inc": {"resume_count": 1}, "$set": {"updated_at": now_utc()}}
+    )
     names = enqueue_chain(order_id, order.correlation_id, status)
     enqueue_outbox("orders", order_id)
     log.info("order_resumed", order_id=order_id, steps=names, actor=actor)

@@ -19,6 +19,7 @@ from api.order_schemas import (
     OrderCreate,
     OrderUpdate,
     history_public,
+    iso_utc,
     order_public,
     order_summary,
 )
@@ -26,6 +27,7 @@ from api.ratelimit import rate_limit, user_key
 from core.context import correlation_id_var, new_correlation_id
 from core.crypto import encrypt_json
 from core.settings import get_settings
+from models.event import timeline_for
 from models.order import Order, new_order_number, now_utc
 from models.product import Product
 from models.user import User
@@ -289,8 +291,10 @@ def create_order(
             "currency": totals.currency,
             "itemCount": len(items),
             "actor": "customer",
+            "to": OrderStatus.PENDING.value,
         },
     )
+    order.last_event_id = order.outbox[-1]["eventId"]
     try:
         order.save(force_insert=True)
     except NotUniqueError:
@@ -423,9 +427,7 @@ def tracking(order_id: str, user: CurrentUser):
                 "status": order.status,
                 "carrier": order.carrier,
                 "trackingNumber": order.tracking_number,
-                "estimatedDelivery": order.estimated_delivery.isoformat()
-                if order.estimated_delivery
-                else None,
+                "estimatedDelivery": iso_utc(order.estimated_delivery),
                 "timeline": history_public(order),
             }
         }
@@ -435,7 +437,9 @@ def tracking(order_id: str, user: CurrentUser):
 @router.get("/{order_id}/timeline", summary="Every event of this order, oldest first")
 def timeline(order_id: str, user: CurrentUser):
     order = _load_visible(order_id, user)
-    return success({"timeline": history_public(order), "orderId": order_id})
+    return success(
+        {"orderId": order_id, "timeline": timeline_for(order_id), "history": history_public(order)}
+    )
 
 
 @router.post(

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import CurrentUser, ensure_owner_or_admin
 from api.envelope import ApiError, not_found, paginated, success
-from api.order_schemas import PAYMENT_METHOD_PATTERN
+from api.order_schemas import PAYMENT_METHOD_PATTERN, iso_utc
 from api.schemas import ApiModel
 from core.settings import get_settings
 from gateways.stripe_gateway import WebhookSignatureError, get_gateway
@@ -72,18 +72,6 @@ def _method_public(m: Any) -> dict[str, Any]:
         "expMonth": m.exp_month,
         "expYear": m.exp_year,
     }
-
-
-def _customer_of(user: User) -> str:
-    if user.stripe_customer_id:
-        return user.stripe_customer_id
-    customer = get_gateway().ensure_customer(
-        email=user.email,
-        name=f"{user.first_name} {user.last_name}".strip(),
-        user_id=str(user.id),
-        existing_id=None,
-    )
-    return user.attach_stripe_customer(customer)
 
 
 @router.get("/config", summary="Publishable key and Stripe.js URL for the browser")
@@ -159,7 +147,7 @@ def payment_methods(customer_id: str, user: CurrentUser):
 @router.post("/save-payment-method", status_code=201, summary="Attach a card or token to me")
 def save_payment_method(body: SaveMethodBody, user: CurrentUser):
     gateway = get_gateway()
-    customer = _customer_of(user)
+    customer = user.ensure_stripe_customer(gateway.ensure_customer)
     try:
         if body.payment_method_id.startswith("tok_"):
             method = gateway.attach_token(customer, body.payment_method_id)
@@ -260,7 +248,7 @@ def history(
             "refundedCents": o.refunded_cents or 0,
             "currency": o.currency,
             "refunds": o.refunds,
-            "createdAt": o.created_at.isoformat() if o.created_at else None,
+            "createdAt": iso_utc(o.created_at),
         }
         for o in cursor.order_by("-created_at").skip((page - 1) * limit).limit(limit)
     ]

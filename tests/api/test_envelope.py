@@ -75,6 +75,7 @@ def test_metrics_exposed(client) -> None:
     r = client.get("/metrics")
     assert r.status_code == 200
     assert "oms_http_request_seconds" in r.text
+    assert "oms_queue_depth" in r.text and "oms_orders_by_status" in r.text
 
 
 def test_unhandled_error_is_500_without_trace(app) -> None:

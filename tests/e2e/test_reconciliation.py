@@ -165,3 +165,18 @@ def test_leaked_hold_released_and_invariants(client, worker) -> None:
     Product._get_collection().update_one({"_id": "SKU-LEAK"}, {"$inc": {"available": 7}})
     drift = runner.invoke(cli, ["check-invariants"])
     assert drift.exit_code == 1 and "stock_conservation" in drift.output
+
+
+def test_idempotency_keys_expire_after_ttl(client) -> None:
+    from tasks.reconcile import expire_idempotency_keys
+
+    customer, _ = _setup(client, "SKU-IDEMTTL")
+    key = {"Idempotency-Key": "old-checkout"}
+    first = place_order(client, customer["token"], [("SKU-IDEMTTL", 1)], headers=key)
+    order_id = first.json()["data"]["order"]["id"]
+    assert expire_idempotency_keys()["expired"] == 0
+    _age(order_id, 3 * 24 * 3600, created=True)
+    assert expire_idempotency_keys()["expired"] == 1
+    again = place_order(client, customer["token"], [("SKU-IDEMTTL", 2)], headers=key)
+    assert again.status_code == 202
+    assert again.json()["data"]["order"]["id"] != order_id

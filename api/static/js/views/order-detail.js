@@ -174,7 +174,10 @@ export function orderDetailView(root, { id }) {
   async function loadTimeline() {
     try {
       const [tl, tr] = await Promise.all([get(`/api/orders/${id}/timeline`), get(`/api/orders/${id}/tracking`)]);
-      const entries = tl.data.timeline || tl.data.events || [];
+      // order.updated mirrors every status move; the move's own event says it already.
+      const entries = (tl.data.timeline || tl.data.events || []).filter(
+        (e) => !(e.type === "order.updated" && e.data && e.data.to),
+      );
       replace(timeline, entries.length ? entries.map(timelineEntry) : h("li", { class: "muted" }, "Nothing yet."));
       const t = tr.data.tracking || tr.data;
       replace(

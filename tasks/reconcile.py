@@ -149,7 +149,11 @@ def reconcile_payments() -> dict[str, int]:
                 oid, OrderStatus.FAILED, reason="payment_timeout", actor="beat:payments"
             )
             counts["timed_out"] += int(ended is not None and ended.status == "failed")
-        elif action in (PaymentAction.RESUME, PaymentAction.CREATE_MISSING):
+        elif (
+            action in (PaymentAction.RESUME, PaymentAction.CREATE_MISSING)
+            and (now - order.updated_at).total_seconds() >= settings.stuck_order_seconds
+        ):
+            # Only idle orders: a young one's own chain is still on its way.
             enqueue_chain(
                 oid,
                 order.correlation_id,

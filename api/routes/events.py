@@ -274,7 +274,7 @@ def replay(body: ReplayRequest, _: AdminUser) -> JSONResponse:
 def dead_letters(
     _: AdminUser,
     resolved: bool | None = None,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> JSONResponse:
     items, total = DeadLetter.page(resolved=resolved, page=page, limit=limit)

@@ -19,7 +19,7 @@ router = APIRouter(prefix="/api/notifications", tags=["notifications"])
 def list_notifications(
     user: CurrentUser,
     unread: bool = False,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> JSONResponse:
     items, total = Notification.page_for(str(user.id), unread_only=unread, page=page, limit=limit)

@@ -24,7 +24,7 @@ from tasks.order_steps import load_for_step
 from tasks.outcomes import end_order
 from workflows.errors import PermanentError, TransientError
 from workflows.events import EventType
-from workflows.states import FINISHED, OrderStatus
+from workflows.states import TERMINAL, OrderStatus
 
 log = structlog.get_logger(__name__)
 PAYABLE = frozenset({OrderStatus.PAYMENT_PENDING, OrderStatus.REQUIRES_ACTION})
@@ -217,7 +217,7 @@ def refund_order(
     )
     if final_status is not None:
         current = Order.get(str(order.id))
-        if current is not None and current.status_enum not in FINISHED - {OrderStatus.DELIVERED}:
+        if current is not None and current.status_enum not in TERMINAL:
             before = current.status_enum
             moved = Order.transition(current, final_status, actor=actor, reason=reason)
             if moved is not None and before == OrderStatus.CONFIRMED:
@@ -248,11 +248,7 @@ def refund_payment(
         if intent is not None:
             get_gateway().cancel_intent(intent.id)
         return "nothing_to_refund"
-    final = (
-        OrderStatus.REFUNDED
-        if full and order.status_enum not in FINISHED - {OrderStatus.DELIVERED}
-        else None
-    )
+    final = OrderStatus.REFUNDED if full and order.status_enum not in TERMINAL else None
     return refund_order(
         order, amount_cents=amount_cents, key=key, actor=actor, final_status=final, reason=reason
     )

@@ -27,13 +27,12 @@ from tasks.app import celery_app
 from tasks.dispatch import enqueue_chain, enqueue_outbox, resume
 from tasks.order_steps import deliver_due_orders
 from tasks.outcomes import end_order
-from tasks.payment_steps import settle_from_intent
+from tasks.payment_steps import PAYABLE, settle_from_intent
 from workflows.events import EventType
 from workflows.reconciliation import PaymentAction, payment_action, stuck_action
 from workflows.states import FINISHED, TERMINAL, WAITING_ON_CUSTOMER, OrderStatus
 
 log = structlog.get_logger(__name__)
-PAYABLE = [OrderStatus.PAYMENT_PENDING.value, OrderStatus.REQUIRES_ACTION.value]
 # A hold on an order in one of these is a leak: it ended, or its stock was already sold.
 LEAK_STATUSES = TERMINAL | {OrderStatus.SHIPPED, OrderStatus.DELIVERED}
 
@@ -123,7 +122,9 @@ def reconcile_payments() -> dict[str, int]:
     gateway = get_gateway()
     now = now_utc()
     counts = {"checked": 0, "confirmed": 0, "failed": 0, "timed_out": 0, "resumed": 0}
-    for order in Order.objects(status__in=PAYABLE).order_by("updated_at").limit(200):
+    for order in (
+        Order.objects(status__in=[s.value for s in PAYABLE]).order_by("updated_at").limit(200)
+    ):
         counts["checked"] += 1
         intent = (
             gateway.retrieve_intent(order.payment_intent_id) if order.payment_intent_id else None

@@ -21,7 +21,6 @@ from mongoengine import (
     ListField,
     StringField,
 )
-from pymongo import ReturnDocument
 
 from core.context import correlation_id_var
 from workflows.events import EventType, chain_causation, make_event, transition_events
@@ -135,6 +134,25 @@ class Order(Document):
 
     # -- compare-and-set --------------------------------------------------------------
     @classmethod
+    def _compare_and_set(
+        cls, match: dict[str, Any], update: dict[str, Any], version: int
+    ) -> Order | None:
+        """Apply ``update`` where ``match`` (which pins the version) holds; the order after.
+
+        ``update_one`` + a read of the exact new version rather than ``findAndModify``:
+        SecantusDB's findAndModify costs in proportion to the collection's size. Only
+        this write can have produced ``version``, so reading it back is exact; if a later
+        write already moved past it, the newest state is returned instead.
+        """
+        coll = cls._get_collection()
+        if coll.update_one(match, update).modified_count != 1:
+            return None
+        doc = coll.find_one({"_id": match["_id"], "version": version}) or coll.find_one(
+            {"_id": match["_id"]}
+        )
+        return cls._from_son(doc) if doc else None
+
+    @classmethod
     def transition(
         cls,
         order: Order,
@@ -147,10 +165,12 @@ class Order(Document):
         extra_events: tuple[EventType, ...] = (),
         event_data: dict[str, Any] | None = None,
         causation_id: str | None = None,
+        match: dict[str, Any] | None = None,
     ) -> Order | None:
         """Move ``order`` from its loaded status/version to ``to``; None if it moved meanwhile.
 
-        The caller re-reads on None and decides whether that is a no-op or a conflict.
+        ``match`` adds conditions to the compare-and-set (e.g. no intent stored yet). The
+        caller re-reads on None and decides whether that is a no-op or a conflict.
         """
         frm = order.status_enum
         ensure_transition(frm, to)
@@ -173,26 +193,35 @@ class Order(Document):
             "$inc": {"version": 1, **(inc or {})},
             "$push": {"history": entry, "outbox": {"$each": events}},
         }
-        doc = cls._get_collection().find_one_and_update(
-            {"_id": order.id, "status": frm.value, "version": order.version},
+        return cls._compare_and_set(
+            {"_id": order.id, "status": frm.value, "version": order.version, **(match or {})},
             update,
-            return_document=ReturnDocument.AFTER,
+            version,
         )
-        return cls._from_son(doc) if doc else None
 
     @classmethod
     def transition_from(
-        cls, order_id: str, expected: frozenset[OrderStatus], to: OrderStatus, **kwargs: Any
+        cls,
+        order_id: str,
+        expected: frozenset[OrderStatus],
+        to: OrderStatus,
+        *,
+        loaded: Order | None = None,
+        **kwargs: Any,
     ) -> Order | None:
         """``transition`` that re-reads and retries when only the version moved meanwhile
-        (an address edit, say); gives up once the status left ``expected``."""
+        (an address edit, say); gives up once the status left ``expected``. ``loaded``, the
+        order as the caller just read it, is tried first (saves a read)."""
+        order = loaded
         for _ in range(5):
-            order = cls.get(order_id)
+            if order is None:
+                order = cls.get(order_id)
             if order is None or order.status_enum not in expected:
                 return None
             moved = cls.transition(order, to, **kwargs)
             if moved is not None:
                 return moved
+            order = None
         return None
 
     @classmethod
@@ -216,27 +245,11 @@ class Order(Document):
         push: dict[str, Any] = {"outbox": {"$each": evs}}
         if note:
             push["history"] = {"status": order.status, "at": at, "reason": note, "actor": actor}
-        doc = cls._get_collection().find_one_and_update(
+        return cls._compare_and_set(
             {"_id": order.id, "status": order.status, "version": order.version, **(unset_if or {})},
             {"$set": {**fields, "updated_at": at}, "$inc": {"version": 1}, "$push": push},
-            return_document=ReturnDocument.AFTER,
+            version,
         )
-        return cls._from_son(doc) if doc else None
-
-    @classmethod
-    def set_intent_once(cls, order: Order, intent_id: str, client_secret: str | None) -> bool:
-        """Store the intent id only if none is stored yet: the first writer wins."""
-        result = cls._get_collection().update_one(
-            {"_id": order.id, "payment_intent_id": None},
-            {
-                "$set": {
-                    "payment_intent_id": intent_id,
-                    "client_secret": client_secret,
-                    "updated_at": now_utc(),
-                }
-            },
-        )
-        return result.modified_count == 1
 
     @classmethod
     def flag_attention(cls, order_id: str, reason: str, actor: str) -> bool:

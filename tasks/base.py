@@ -10,7 +10,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from core.settings import get_settings
 from models.order import Order
 from monitoring.metrics import STEP_RETRIES
-from tasks.dispatch import enqueue_outbox
+from tasks.events import flush_outbox
 from workflows.errors import TransientError
 from workflows.events import EventType
 
@@ -51,7 +51,7 @@ class OrderTask(Task):
                 (EventType.ORDER_STEP_RETRYING,),
                 {"step": self.name, "error": str(exc)[:200], "attempt": self.request.retries + 1},
             )
-            enqueue_outbox("orders", order_id)
+            flush_outbox("orders", order_id)
 
     def on_failure(
         self, exc: BaseException, task_id: str, args: tuple, kwargs: dict, einfo
@@ -61,7 +61,7 @@ class OrderTask(Task):
         if order_id and Order.flag_attention(
             order_id, f"{self.name} failed: {type(exc).__name__}: {exc}"[:300], f"task:{self.name}"
         ):
-            enqueue_outbox("orders", order_id)
+            flush_outbox("orders", order_id)
 
 
 def stop_chain(task: Task) -> None:

@@ -1,11 +1,16 @@
 """Outbox dispatch, the outbox sweep, retried handler runs, dead letters and replay.
 
-``dispatch_outbox(kind, aggregate_id)``, under a per-aggregate Redis lock (so one
+``dispatch_aggregate(kind, aggregate_id)``, under a per-aggregate Redis lock (so one
 aggregate's events are stored and published in outbox order): read the outbox, store the
-events (one batch, duplicates ignored), publish them on ``oms:events``, send one
-``events.run_handler`` task per interested handler, then ``$pull`` exactly those event ids.
-A crash anywhere before the pull means the next dispatch (or the sweep) does it again:
-at-least-once, and every consumer dedupes by ``eventId``.
+events (one batch, duplicates ignored), publish them on ``oms:events``, run every
+interested handler right there (a handler that raises is handed to an
+``events.run_handler`` task, retried with backoff, then dead-lettered), then ``$pull``
+exactly those event ids. A crash anywhere before the pull means the next dispatch (or the
+sweep) does it again: at-least-once, and every consumer dedupes by ``eventId``.
+
+The step that wrote an outbox dispatches it itself (:func:`flush_outbox`); the API and
+anything that finds the aggregate busy queue ``events.dispatch_outbox`` instead, and beat
+sweeps whatever is left.
 """
 
 from __future__ import annotations
@@ -43,7 +48,8 @@ from models.event import (
 )
 from models.outbox import OUTBOX_KINDS, ensure_outbox_indexes
 from tasks.app import celery_app
-from tasks.handlers import get_handler, handlers_for, load_plugins
+from tasks.dispatch import enqueue_outbox
+from tasks.handlers import HandlerSpec, get_handler, handlers_for, load_plugins
 from workflows.events import EventType
 
 log = structlog.get_logger(__name__)
@@ -69,24 +75,75 @@ def _aggregate_key(kind: str, aggregate_id: str) -> Any:
     return aggregate_id
 
 
-def fan_out(docs: Iterable[dict[str, Any]]) -> int:
-    """Send one handler-run task per (interested handler, event); returns how many."""
-    sent = 0
-    with celery_app.producer_or_acquire() as producer:
-        for doc in docs:
-            for spec in handlers_for(str(doc.get("type"))):
+def _handler_limit(spec: HandlerSpec) -> int:
+    return spec.max_retries if spec.max_retries is not None else get_settings().retry_max
+
+
+def _count_failure(handler: str) -> None:
+    with suppress(Exception):
+        get_redis().hincrby(FAILURES_KEY, handler, 1)
+
+
+def run_handlers(docs: Iterable[dict[str, Any]]) -> tuple[int, int]:
+    """Run each interested handler on each stored event, here and now.
+
+    A run that raises becomes an ``events.run_handler`` task (its first retry, after a
+    backoff) or, for a handler allowed no retries, a dead letter at once. Returns
+    (runs that succeeded, runs handed on).
+    """
+    docs = list(docs)
+    last: dict[tuple[str, str], str] = {}  # (latest-only handler, aggregate) -> its last event
+    for doc in docs:
+        for spec in handlers_for(str(doc.get("type"))):
+            if spec.latest_only:
+                last[spec.name, str(doc.get("aggregateId"))] = doc["_id"]
+    ok, failed = 0, []
+    for doc in docs:
+        specs = [
+            spec
+            for spec in handlers_for(str(doc.get("type")))
+            if not spec.latest_only or last[spec.name, str(doc.get("aggregateId"))] == doc["_id"]
+        ]
+        event = public_event(doc) if specs else None
+        for spec in specs:
+            try:
+                spec.fn(event)
+                ok += 1
+            except Exception as exc:  # any handler bug: retried apart, never blocks the rest
+                error = f"{type(exc).__name__}: {exc}"[:1000]
+                _count_failure(spec.name)
+                log.warning("handler_failed", handler=spec.name, event_id=doc["_id"], error=error)
+                failed.append((spec, doc, error))
+    if failed:
+        cap = get_settings().retry_backoff_cap
+        with celery_app.producer_or_acquire() as producer:
+            for spec, doc, error in failed:
+                if _handler_limit(spec) <= 0:
+                    DeadLetter.for_handler(spec.name, doc["_id"], error=error, attempts=1)
+                    continue
                 celery_app.send_task(
                     RUN_HANDLER,
-                    kwargs={"handler": spec.name, "event_id": doc["_id"]},
+                    kwargs={"handler": spec.name, "event_id": doc["_id"], "prior_attempts": 1},
                     headers={CORRELATION_HEADER: doc.get("correlationId")},
+                    countdown=retry_countdown(0, cap),
                     producer=producer,
                 )
-                sent += 1
-    return sent
+    return ok, len(failed)
 
 
-def dispatch_aggregate(kind: str, aggregate_id: str, *, wait_s: float = 5.0) -> int | None:
+def dispatch_aggregate(
+    kind: str,
+    aggregate_id: str,
+    *,
+    wait_s: float = 5.0,
+    outbox: list[dict[str, Any]] | None = None,
+) -> int | None:
     """Move one aggregate's outbox to the store, the bus and the handlers.
+
+    ``outbox`` is the aggregate's outbox as the caller's own write left it (read back by
+    the compare-and-set): it saves a read. Events pushed after that write belong to their
+    writer's dispatch; an event of the snapshot another dispatcher took meanwhile is
+    stored once and at worst published twice (consumers dedupe).
 
     Returns how many events were dispatched, or None when another dispatcher holds the
     aggregate for longer than ``wait_s`` (it will take whatever is pending).
@@ -101,15 +158,16 @@ def dispatch_aggregate(kind: str, aggregate_id: str, *, wait_s: float = 5.0) -> 
     try:
         coll = get_db()[kind]
         key = _aggregate_key(kind, aggregate_id)
-        doc = coll.find_one({"_id": key}, {"outbox": 1})
-        outbox = [e for e in (doc or {}).get("outbox") or [] if e.get("eventId")]
+        if outbox is None:
+            outbox = (coll.find_one({"_id": key}, {"outbox": 1}) or {}).get("outbox") or []
+        outbox = [e for e in outbox if e.get("eventId")]
         if not outbox:
             return 0
         # Log under the events' own correlation id (a sweep has none of its own).
         structlog.contextvars.bind_contextvars(correlation_id=outbox[0].get("correlationId"))
         stored = store_events(outbox)
         publish_events(bus_message(d) for d in stored)
-        fan_out(stored)
+        run_handlers(stored)
         ids = [e["eventId"] for e in outbox]
         # Only what was dispatched: events pushed meanwhile stay for the next run.
         coll.update_one({"_id": key}, {"$pull": {"outbox": {"eventId": {"$in": ids}}}})
@@ -118,6 +176,26 @@ def dispatch_aggregate(kind: str, aggregate_id: str, *, wait_s: float = 5.0) -> 
     finally:
         with suppress(LockError):
             lock.release()
+
+
+def flush_outbox(kind: str, aggregate_id: str, outbox: list[dict[str, Any]] | None = None) -> None:
+    """Dispatch an aggregate's outbox in this process (the task that just wrote to it).
+
+    ``outbox``: the outbox as this task's write left it, when it has it (saves a read).
+
+    If another dispatcher holds the aggregate, or the store or the bus fails, the events
+    are still in the outbox: an ``events.dispatch_outbox`` task is queued for them (and
+    if even that fails, beat's sweep takes them).
+    """
+    try:
+        if dispatch_aggregate(kind, aggregate_id, wait_s=0, outbox=outbox) is not None:
+            return
+    except Exception as exc:  # the events are safe in the outbox; hand them on
+        log.warning("outbox_flush_failed", kind=kind, error=f"{type(exc).__name__}: {exc}"[:300])
+    try:
+        enqueue_outbox(kind, aggregate_id)
+    except Exception as exc:  # the broker is down too: the sweep will find the outbox
+        log.warning("outbox_enqueue_failed", kind=kind, error=f"{type(exc).__name__}: {exc}"[:300])
 
 
 @celery_app.task(
@@ -168,8 +246,13 @@ def sweep_outboxes() -> int:
 
 
 @celery_app.task(bind=True, name=RUN_HANDLER, acks_late=True, max_retries=None)
-def run_handler(self: Task, handler: str, event_id: str, redrive: bool = False) -> str:
-    """Run one handler for one stored event; retried with backoff, then dead-lettered."""
+def run_handler(
+    self: Task, handler: str, event_id: str, redrive: bool = False, prior_attempts: int = 0
+) -> str:
+    """Run one handler for one stored event; retried with backoff, then dead-lettered.
+
+    ``prior_attempts`` counts the runs before this task (the dispatcher's own, inline).
+    """
     spec = get_handler(handler)
     if spec is None:
         DeadLetter.for_handler(handler, event_id, error=f"unknown handler {handler!r}", attempts=1)
@@ -182,15 +265,14 @@ def run_handler(self: Task, handler: str, event_id: str, redrive: bool = False) 
         spec.fn(public_event(doc))
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"[:1000]
-        attempts = self.request.retries + 1
-        with suppress(Exception):
-            get_redis().hincrby(FAILURES_KEY, handler, 1)
-        limit = spec.max_retries if spec.max_retries is not None else get_settings().retry_max
-        if self.request.retries >= limit:
+        retries = self.request.retries + prior_attempts
+        attempts = retries + 1
+        _count_failure(handler)
+        if retries >= _handler_limit(spec):
             DeadLetter.for_handler(handler, event_id, error=error, attempts=attempts)
             log.error("handler_dead_lettered", handler=handler, event_id=event_id, error=error)
             return "dead_letter"
-        countdown = retry_countdown(self.request.retries, get_settings().retry_backoff_cap)
+        countdown = retry_countdown(retries, get_settings().retry_backoff_cap)
         log.warning("handler_retrying", handler=handler, attempt=attempts, error=error)
         raise self.retry(exc=exc, countdown=countdown) from exc
     if redrive:

@@ -34,6 +34,9 @@ class HandlerSpec:
     fn: HandlerFn
     types: frozenset[str] | None  # None: every event type
     max_retries: int | None = None  # None: settings.retry_max
+    # It refreshes from the aggregate's current state, so in one dispatch it runs once per
+    # aggregate (on the last event it wants) instead of once per event.
+    latest_only: bool = False
 
     def wants(self, event_type: str) -> bool:
         return self.types is None or event_type in self.types
@@ -43,7 +46,11 @@ _REGISTRY: dict[str, HandlerSpec] = {}
 
 
 def register(
-    name: str, *, types: Iterable[str] | None, max_retries: int | None = None
+    name: str,
+    *,
+    types: Iterable[str] | None,
+    max_retries: int | None = None,
+    latest_only: bool = False,
 ) -> Callable[[HandlerFn], HandlerFn]:
     """Decorator adding a handler to the registry under a stable name."""
 
@@ -51,7 +58,7 @@ def register(
         if name in _REGISTRY and _REGISTRY[name].fn is not fn:
             raise ValueError(f"event handler {name!r} is already registered")
         wanted = frozenset(str(t) for t in types) if types is not None else None
-        _REGISTRY[name] = HandlerSpec(name, fn, wanted, max_retries)
+        _REGISTRY[name] = HandlerSpec(name, fn, wanted, max_retries, latest_only)
         return fn
 
     return add
@@ -165,7 +172,9 @@ def alert_admins_low_stock(event: dict[str, Any]) -> None:
 # -- per-user order statistics ----------------------------------------------------------------
 
 
-@register("order_stats", types={E.ORDER_CREATED, E.ORDER_UPDATED, E.PAYMENT_REFUNDED})
+@register(
+    "order_stats", types={E.ORDER_CREATED, E.ORDER_UPDATED, E.PAYMENT_REFUNDED}, latest_only=True
+)
 def project_order_stats(event: dict[str, Any]) -> None:
     """Refresh the owner's projection entry for this order from the order's current state."""
     order = Order.get(event["aggregateId"])

@@ -14,7 +14,7 @@ from models.product import Product
 from monitoring.metrics import ORDER_E2E_SECONDS, STEP_SECONDS
 from tasks.app import celery_app
 from tasks.base import OrderTask, stop_chain
-from tasks.dispatch import enqueue_outbox
+from tasks.events import flush_outbox
 from tasks.outcomes import end_order
 from workflows.reconciliation import delivery_due
 from workflows.states import FINISHED, WAITING_ON_CUSTOMER, OrderStatus
@@ -61,7 +61,7 @@ def reserve_inventory(self: OrderTask, order_id: str) -> str:
     for item in order.items:
         held, crossed = Product.reserve(item["sku"], order_id, int(item["quantity"]))
         if crossed:
-            enqueue_outbox("products", item["sku"])  # low/out-of-stock alerts go out now
+            flush_outbox("products", item["sku"])  # low/out-of-stock alerts go out now
         if not held:
             reason = f"out of stock: {item['sku']}"
             _release_all(order)
@@ -79,7 +79,7 @@ def reserve_inventory(self: OrderTask, order_id: str) -> str:
             _release_all(current)
             stop_chain(self)
         return "conflict"
-    enqueue_outbox("orders", order_id)
+    flush_outbox("orders", order_id, moved.outbox)
     STEP_SECONDS.labels("reserve_inventory", "ok").observe(time.perf_counter() - started)
     return "reserved"
 
@@ -111,7 +111,7 @@ def ship_order(self: OrderTask, order_id: str) -> str:
     )
     if moved is None:
         return "conflict"
-    enqueue_outbox("orders", order_id)
+    flush_outbox("orders", order_id, moved.outbox)
     STEP_SECONDS.labels("ship_order", "ok").observe(time.perf_counter() - started)
     ORDER_E2E_SECONDS.observe((shipped_at - order.created_at).total_seconds())
     return "shipped"
@@ -146,7 +146,7 @@ def deliver_due_orders(limit: int = 200) -> int:
         )
         if moved is not None:
             delivered += 1
-            enqueue_outbox("orders", str(order.id))
+            flush_outbox("orders", str(order.id), moved.outbox)
     return delivered
 
 

@@ -19,15 +19,15 @@ from models.user import User
 from monitoring.metrics import STEP_SECONDS
 from tasks.app import celery_app
 from tasks.base import OrderTask, stop_chain
-from tasks.dispatch import enqueue_chain, enqueue_outbox
+from tasks.dispatch import enqueue_chain
+from tasks.events import flush_outbox
 from tasks.order_steps import load_for_step
 from tasks.outcomes import end_order
 from workflows.errors import PermanentError, TransientError
 from workflows.events import EventType
-from workflows.states import TERMINAL, OrderStatus
+from workflows.states import PAYABLE, TERMINAL, OrderStatus
 
 log = structlog.get_logger(__name__)
-PAYABLE = frozenset({OrderStatus.PAYMENT_PENDING, OrderStatus.REQUIRES_ACTION})
 
 
 def ensure_customer(user: User) -> str:
@@ -42,29 +42,59 @@ def _check_payment_method(order: Order, customer_id: str) -> None:
         raise PermanentError("payment method not found", code="payment_method_not_found")
 
 
-def ensure_intent(order: Order) -> str:
-    """Create the order's intent unless one is stored; returns the stored intent id."""
-    if order.payment_intent_id:
-        return order.payment_intent_id
+def create_intent(order: Order) -> IntentInfo:
+    """Create a PaymentIntent for the order's server-computed total (not stored yet)."""
     user = User.by_id(order.user_id)
     if user is None:
         raise PermanentError("customer account not found", code="user_missing")
     customer_id = ensure_customer(user)
     if order.payment_method_id:
         _check_payment_method(order, customer_id)
-    intent = get_gateway().create_intent(
+    return get_gateway().create_intent(
         order_id=str(order.id),
         amount_cents=order.total_cents,
         currency=order.currency,
         customer_id=customer_id,
         payment_method_id=order.payment_method_id,
     )
-    if Order.set_intent_once(order, intent.id, intent.client_secret):
-        return intent.id
-    # A duplicate run stored its intent first: ours must never be charged.
-    get_gateway().cancel_intent(intent.id)
-    current = Order.get(str(order.id))
-    return current.payment_intent_id if current else intent.id
+
+
+def store_intent_and_move(order: Order, created: IntentInfo | None, actor: str) -> Order | None:
+    """reserved → payment_pending, storing ``created`` in the same compare-and-set.
+
+    The intent is stored only where none is yet (the first writer wins). An intent we
+    created that did not end up on the order (a duplicate run stored its own first, or the
+    order ended meanwhile) is cancelled on the spot: it must never be charged.
+    """
+    current, moved = order, None
+    for _ in range(5):
+        stored = current.payment_intent_id
+        if stored:
+            intent_id, fields = stored, {}
+        elif created is not None:
+            intent_id = created.id
+            fields = {"payment_intent_id": created.id, "client_secret": created.client_secret}
+        else:
+            break
+        moved = Order.transition(
+            current,
+            OrderStatus.PAYMENT_PENDING,
+            actor=actor,
+            fields=fields,
+            match={"payment_intent_id": stored},
+            event_data={"paymentIntentId": intent_id, "amountCents": current.total_cents},
+        )
+        if moved is not None:
+            break
+        reread = Order.get(str(order.id))  # moved meanwhile: an edit, a duplicate, a cancel
+        if reread is None or reread.status_enum != OrderStatus.RESERVED:
+            break
+        current = reread
+    if created is not None:
+        latest = moved or Order.get(str(order.id))
+        if latest is None or latest.payment_intent_id != created.id:
+            get_gateway().cancel_intent(created.id)
+    return moved
 
 
 @celery_app.task(bind=True, base=OrderTask, name="payments.create_payment_intent")
@@ -75,23 +105,16 @@ def create_payment_intent(self: OrderTask, order_id: str) -> str:
     if order is None:
         return "skipped"
     try:
-        intent_id = ensure_intent(order)
+        created = None if order.payment_intent_id else create_intent(order)
     except PermanentError as exc:
         end_order(order_id, OrderStatus.FAILED, reason=exc.message, actor=f"task:{self.name}")
         stop_chain(self)
         return exc.code
-    order = Order.get(order_id)
-    if order is None or order.status_enum != OrderStatus.RESERVED:
+    moved = store_intent_and_move(order, created, f"task:{self.name}")
+    if moved is None:
         return "conflict"
-    moved = Order.transition(
-        order,
-        OrderStatus.PAYMENT_PENDING,
-        actor=f"task:{self.name}",
-        event_data={"paymentIntentId": intent_id, "amountCents": order.total_cents},
-    )
-    if moved is not None:
-        enqueue_outbox("orders", order_id)
-    if moved is not None and not moved.payment_method_id:
+    flush_outbox("orders", order_id, moved.outbox)
+    if not moved.payment_method_id:
         stop_chain(self)  # waits for /api/payments/confirm or the browser
     STEP_SECONDS.labels("create_payment_intent", "ok").observe(time.perf_counter() - started)
     return "payment_pending"
@@ -111,6 +134,7 @@ def settle_from_intent(order: Order, intent: IntentInfo, *, actor: str) -> Order
             str(order.id),
             PAYABLE,
             OrderStatus.CONFIRMED,
+            loaded=order,
             actor=actor,
             fields={"paid_cents": intent.amount, "next_action": None},
             event_data={"paymentIntentId": intent.id, "amountCents": intent.amount},
@@ -122,6 +146,7 @@ def settle_from_intent(order: Order, intent: IntentInfo, *, actor: str) -> Order
             str(order.id),
             frozenset({OrderStatus.PAYMENT_PENDING}),
             OrderStatus.REQUIRES_ACTION,
+            loaded=order,
             actor=actor,
             reason="3-D Secure authentication required",
             fields={"client_secret": intent.client_secret, "next_action": intent.next_action_type},
@@ -166,7 +191,7 @@ def confirm_payment(self: OrderTask, order_id: str) -> str:
         raise TransientError("payment still processing")
     moved = settle_from_intent(order, intent, actor=f"task:{self.name}")
     if moved is not None:
-        enqueue_outbox("orders", order_id)
+        flush_outbox("orders", order_id, moved.outbox)
     if moved is None or moved.status_enum != OrderStatus.CONFIRMED:
         stop_chain(self)
     STEP_SECONDS.labels("confirm_payment", intent.status).observe(time.perf_counter() - started)
@@ -183,7 +208,7 @@ def cancel_intent(self: OrderTask, order_id: str) -> str:
     if intent.status == "succeeded":
         return refund_order(order, amount_cents=None, key="compensation", actor=self.name)
     Order.push_events(order_id, (EventType.ORDER_COMPENSATED,), {"compensation": "cancel_intent"})
-    enqueue_outbox("orders", order_id)
+    flush_outbox("orders", order_id)
     return intent.status
 
 
@@ -223,7 +248,7 @@ def refund_order(
             if moved is not None and before == OrderStatus.CONFIRMED:
                 # Refunded before shipping: the held stock goes back on sale.
                 celery_app.send_task("orders.release_inventory", kwargs={"order_id": str(order.id)})
-    enqueue_outbox("orders", str(order.id))
+    flush_outbox("orders", str(order.id))
     return "refunded"
 
 
@@ -264,7 +289,7 @@ def sync_intent(self: OrderTask, order_id: str, source: str = "webhook") -> str:
     moved = settle_from_intent(order, intent, actor=source)
     if moved is None:
         return "unchanged"
-    enqueue_outbox("orders", order_id)
+    flush_outbox("orders", order_id, moved.outbox)
     if moved.status_enum == OrderStatus.CONFIRMED:
         enqueue_chain(order_id, moved.correlation_id, OrderStatus.CONFIRMED)
     return moved.status

@@ -24,13 +24,14 @@ from models.order import Order, now_utc
 from models.product import Product
 from monitoring.metrics import RECONCILIATION_ACTIONS
 from tasks.app import celery_app
-from tasks.dispatch import enqueue_chain, enqueue_outbox, resume
+from tasks.dispatch import enqueue_chain, resume
+from tasks.events import flush_outbox
 from tasks.order_steps import deliver_due_orders
 from tasks.outcomes import end_order
-from tasks.payment_steps import PAYABLE, settle_from_intent
+from tasks.payment_steps import settle_from_intent
 from workflows.events import EventType
 from workflows.reconciliation import PaymentAction, payment_action, stuck_action
-from workflows.states import FINISHED, TERMINAL, WAITING_ON_CUSTOMER, OrderStatus
+from workflows.states import FINISHED, PAYABLE, TERMINAL, WAITING_ON_CUSTOMER, OrderStatus
 
 log = structlog.get_logger(__name__)
 # A hold on an order in one of these is a leak: it ended, or its stock was already sold.
@@ -110,7 +111,7 @@ def reconcile_stuck_orders() -> dict[str, int]:
                 "beat:stuck_orders",
                 {"orderId": str(order.id), "reason": "order stuck after retries"},
             )
-            enqueue_outbox("orders", str(order.id))
+            flush_outbox("orders", str(order.id))
             counts["flagged"] += 1
     return counts
 
@@ -141,7 +142,7 @@ def reconcile_payments() -> dict[str, int]:
             moved = settle_from_intent(order, intent, actor="beat:payments")
             if moved is not None and moved.status_enum == OrderStatus.CONFIRMED:
                 enqueue_chain(oid, moved.correlation_id, OrderStatus.CONFIRMED)
-                enqueue_outbox("orders", oid)
+                flush_outbox("orders", oid)
                 counts["confirmed"] += 1
             elif moved is not None:
                 counts["failed"] += 1

@@ -62,6 +62,9 @@ HOLDS_STOCK: frozenset[OrderStatus] = frozenset(
     {_S.RESERVED, _S.PAYMENT_PENDING, _S.REQUIRES_ACTION, _S.CONFIRMED}
 )
 
+# An intent's outcome can still move the order (webhooks, confirm, the payments sweep).
+PAYABLE: frozenset[OrderStatus] = frozenset({_S.PAYMENT_PENDING, _S.REQUIRES_ACTION})
+
 # The chain is paused until the customer acts (3-D Secure).
 WAITING_ON_CUSTOMER: frozenset[OrderStatus] = frozenset({_S.REQUIRES_ACTION})
 

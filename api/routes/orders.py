@@ -304,8 +304,8 @@ def create_order(
         raise
     order_id = str(order.id)
     try:
+        # order.created leaves the outbox with the first step's own events (or the sweep).
         dispatch.start(order_id, correlation_id)
-        dispatch.enqueue_outbox("orders", order_id)
     except (BrokerError, RedisConnectionError, OSError) as exc:
         # Nothing ran yet: remove the order so no half-accepted order remains.
         order.delete()

@@ -22,7 +22,7 @@ from models.webhook import WebhookEvent
 from monitoring.metrics import WEBHOOK_DUPLICATES
 from tasks import dispatch
 from workflows.errors import PermanentError
-from workflows.states import OrderStatus
+from workflows.states import PAID_STATUSES, TERMINAL, OrderStatus
 
 router = APIRouter(prefix="/api/payments", tags=["payments"])
 HANDLED_WEBHOOKS = frozenset(
@@ -278,10 +278,15 @@ def _handle_webhook(payload: bytes, signature: str | None):
     if not order_id and obj.get("id"):
         found = Order.objects(payment_intent_id=obj["id"]).only("id").first()
         order_id = str(found.id) if found else None
+    order = Order.get(order_id) if order_id else None
+    if order is not None and order.status_enum in PAID_STATUSES | TERMINAL:
+        # Past payment for good: acting on it would change nothing (the chain, a resume or
+        # an earlier delivery settled it), so neither a dedupe record nor a task is needed.
+        return success({"received": True, "settled": order.status}, message="already settled")
     if not WebhookEvent.record_once(event_id, event_type, order_id):
         WEBHOOK_DUPLICATES.inc()
         return success({"received": True, "duplicate": True}, message="duplicate ignored")
-    if not order_id or Order.get(order_id) is None:
+    if order is None:
         return success({"received": True, "ignored": "unknown order"})
     try:
         dispatch.enqueue_task("payments.sync_intent", order_id=order_id, source="webhook")

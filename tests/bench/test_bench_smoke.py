@@ -83,11 +83,13 @@ def test_chaos_worker_kill_loses_nothing(tmp_path: Path) -> None:
     report = json.loads(out.read_text())
     (scenario,) = report["scenarios"]
     assert scenario["name"] == "worker_kill"
-    assert scenario["submitted"] == 10, scenario
-    assert scenario["lost"] == 0, scenario
-    assert scenario["duplicate_charges"] == 0, scenario
-    assert scenario["stock_drift"] == 0, scenario
-    assert scenario["violations"] == 0, scenario
-    assert scenario["correct_terminal"] == scenario["orders_in_db"], scenario
+    # On failure show everything: the scenario's notes and the harness's own output.
+    context = f"{json.dumps(scenario, indent=1)}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    assert scenario["submitted"] == 10, context
+    assert scenario["lost"] == 0, context
+    assert scenario["duplicate_charges"] == 0, context
+    assert scenario["stock_drift"] == 0, context
+    assert scenario["violations"] == 0, context
+    assert scenario["correct_terminal"] == scenario["orders_in_db"], context
     assert "make chaos" in proc.stdout
     assert proc.returncode == 0, proc.stdout[-3000:]

@@ -204,3 +204,47 @@ def test_cancel_at_each_status_restores_stock_and_voids_payment(client, paused_w
         assert Order.get(order_id).refunded_cents == Order.get(order_id).paid_cents > 0
     again = client.delete(f"/api/orders/{order_id}?reason=again", headers=auth(customer["token"]))
     assert again.status_code == 409
+
+
+def test_two_intent_runs_store_one_intent_and_cancel_the_other(client, paused_worker) -> None:
+    from tasks.payment_steps import create_intent, store_intent_and_move
+
+    admin = admin_login(client)
+    create_product(client, admin["token"], "SKU-2INT", stock=5)
+    customer = register(client)
+    pm = saved_card(customer["user"]["id"])
+    first_id, second_id = (
+        place_order(client, customer["token"], [("SKU-2INT", 1)], pm).json()["data"]["order"]["id"]
+        for _ in range(2)
+    )
+    paused_worker.purge()  # this test runs the steps itself
+    reserve_inventory(order_id=first_id)
+    reserve_inventory(order_id=second_id)
+
+    # Two runs of create_payment_intent read the same reserved order and each create an
+    # intent (localstripe ignores Stripe's idempotency key, so they differ).
+    loaded = Order.get(first_id)
+    mine, theirs = create_intent(loaded), create_intent(loaded)
+    assert mine.id != theirs.id
+    won = store_intent_and_move(loaded, mine, "test:first")
+    lost = store_intent_and_move(loaded, theirs, "test:second")
+    assert won is not None and won.status == "payment_pending"
+    assert lost is None
+    order = Order.get(first_id)
+    assert (order.status, order.payment_intent_id) == ("payment_pending", mine.id)
+    by_id = {i.id: i.status for i in intents_for(first_id)}
+    assert by_id[theirs.id] == "canceled" and by_id[mine.id] != "canceled"
+
+    # An order cancelled while its intent was being created keeps no intent at all.
+    loaded = Order.get(second_id)
+    late = create_intent(loaded)
+    r = client.request(
+        "DELETE",
+        f"/api/orders/{second_id}",
+        json={"reason": "changed my mind"},
+        headers=auth(customer["token"]),
+    )
+    assert r.status_code == 202, r.text
+    assert store_intent_and_move(loaded, late, "test:late") is None
+    assert Order.get(second_id).payment_intent_id is None
+    assert {i.id: i.status for i in intents_for(second_id)} == {late.id: "canceled"}

@@ -240,3 +240,38 @@ def test_other_customers_stripe_objects_are_404(client, worker) -> None:
 def test_live_webhook_endpoint_rejects_unsigned(live_api) -> None:
     r = httpx.post(f"{live_api}/api/payments/webhook", content=b"{}")
     assert r.status_code == 400
+
+
+def test_webhook_for_a_settled_order_is_acknowledged_without_work(client, worker) -> None:
+    from models.webhook import WebhookEvent
+
+    _, customer = _setup(client, "SKU-HOOK-DONE")
+    pm = saved_card(customer["user"]["id"])
+    order_id = place_order(client, customer["token"], [("SKU-HOOK-DONE", 1)], pm).json()["data"][
+        "order"
+    ]["id"]
+    order = wait_status(client, customer["token"], order_id, {"shipped"})
+    event = {
+        "id": "evt_test_settled_1",
+        "type": "payment_intent.succeeded",
+        "data": {
+            "object": {
+                "id": order["paymentIntentId"],
+                "object": "payment_intent",
+                "metadata": {"order_id": order_id},
+            }
+        },
+    }
+    body = json.dumps(event).encode()
+    for _ in range(2):
+        r = client.post(
+            "/api/payments/webhook", content=body, headers={"Stripe-Signature": _sign(body)}
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["data"] == {"received": True, "settled": "shipped"}
+    # Nothing to act on: no dedupe record kept, and the order is untouched.
+    assert WebhookEvent.objects(id="evt_test_settled_1").count() == 0
+    time.sleep(0.5)
+    after = client.get(f"/api/orders/{order_id}", headers=auth(customer["token"])).json()
+    assert after["data"]["order"]["status"] == "shipped"
+    assert after["data"]["order"]["version"] == order["version"]

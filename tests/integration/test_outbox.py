@@ -12,6 +12,7 @@ import uuid
 from collections import Counter
 
 from core.db import get_db
+from core.redis_client import get_redis
 from devstack import processes
 from models.event import events_collection, timeline_for
 from models.order import Order
@@ -124,10 +125,14 @@ def test_worker_killed_before_dispatch_then_beat_sweep_dispatches_exactly_once(
         order_id = place_order(client, customer["token"], [("SKU-SWEEP", 1)], pm).json()["data"][
             "order"
         ]["id"]
-        # Only this worker takes orders; nobody takes events, so nothing is dispatched.
+        # Another dispatcher "holds" the order, so the step cannot dispatch its own events
+        # and queues a dispatch request instead; nobody takes the events queue.
+        held = f"oms:outbox-lock:orders:{order_id}"
+        get_redis().set(held, "another-dispatcher", ex=120)
         orders_only = QueueWorker("worker-orders-only", "orders").start()
         try:
             wait_until(lambda: Order.get(order_id).status == "reserved", timeout=30)
+            time.sleep(0.5)  # the step's fallback request is sent right after the transition
             orders_only.kill()  # SIGKILL right after the transition
         finally:
             orders_only.stop()
@@ -136,6 +141,7 @@ def test_worker_killed_before_dispatch_then_beat_sweep_dispatches_exactly_once(
         pending = [e["type"] for e in _outbox("orders", Order.get(order_id).id)]
         assert pending == ["order.created", "order.reserved", "order.updated"]
         assert _stored(order_id) == []
+        get_redis().delete(held)  # the other dispatcher is gone
 
         beat = processes.spawn(
             processes.celery_args("beat") + ["-s", str(ARTIFACTS / f"beat-{uuid.uuid4().hex}")],
@@ -161,3 +167,33 @@ def test_worker_killed_before_dispatch_then_beat_sweep_dispatches_exactly_once(
     assert Counter(bus.ids(order_id)) == Counter(e["_id"] for e in stored)
     assert [e["eventId"] for e in timeline_for(order_id)] == [e["_id"] for e in stored]
     assert "events.sweep_outboxes" in events_only.log()
+
+
+def test_steps_dispatch_their_own_events_without_an_events_consumer(client, paused_worker) -> None:
+    admin = admin_login(client)
+    create_product(client, admin["token"], "SKU-INLINE", stock=5)
+    customer = register(client)
+    pm = saved_card(customer["user"]["id"])
+    with BusListener() as bus:
+        order_id = place_order(client, customer["token"], [("SKU-INLINE", 1)], pm).json()["data"][
+            "order"
+        ]["id"]
+        # Nobody consumes the events queue: whatever is stored was dispatched by the steps.
+        chain_only = QueueWorker("worker-chain-only", "orders,payments").start()
+        try:
+            wait_until(lambda: Order.get(order_id).status == "shipped", timeout=40)
+            wait_until(lambda: not _outbox("orders", Order.get(order_id).id), timeout=10)
+            wait_until(lambda: len(bus.ids(order_id)) >= len(_stored(order_id)), timeout=10)
+        finally:
+            chain_only.stop()
+    stored = _stored(order_id)
+    assert [e["type"] for e in stored][:2] == ["order.created", "order.reserved"]
+    assert [e["type"] for e in stored][-2:] == ["order.shipped", "order.updated"]
+    assert Counter(bus.ids(order_id)) == Counter(e["_id"] for e in stored)
+    # The handlers ran in the steps too: the customer was told, the projection is current.
+    from models.notification import Notification
+    from models.order_stats import OrderStats
+
+    titles = [n.title for n in Notification.objects(user_id=customer["user"]["id"])]
+    assert any("shipped" in t for t in titles), titles
+    assert OrderStats.for_user(customer["user"]["id"])["countsByStatus"] == {"shipped": 1}

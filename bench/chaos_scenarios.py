@@ -190,6 +190,7 @@ def run_scenario(
         mongo_storage=sc.mongo_storage,
         env={**CHAOS_ENV, "STUCK_ORDER_SECONDS": str(stuck)},
         label=f"chaos-{name[:10]}",
+        supervise=True,
     )
     log: list[str] = []
     with Stack(cfg) as stack:
@@ -305,7 +306,8 @@ def _run(
         fault_seconds=round(fault_window["end"] - fault_window["start"], 1),
         run_seconds=round(time.monotonic() - t0, 1),
     )
-    audit["notes"] = log + audit["notes"]
+    audit["notes"] = log + stack.restarts + audit["notes"]
+    audit["worker_crashes"] = len(stack.restarts)  # restarted by the stack's supervisor
     audit["ok"] = bool(
         audit["lost"] == 0
         and audit["duplicate_charges"] == 0

@@ -45,6 +45,9 @@ class StackConfig:
     profile_dir: str | None = None  # switch on the bench-only worker profiler + op counters
     mongo_profile: str | None = None  # run SecantusDB under bench.mongo_profiled, summary here
     label: str = "bench"
+    # Restart a worker that exits on its own, as compose's `restart: unless-stopped` and
+    # `make up` do (a worker SIGKILLed on purpose is left to the scenario that killed it).
+    supervise: bool = False
 
 
 def base_env() -> dict[str, str]:
@@ -119,6 +122,8 @@ class Stack:
         self._watchdog: subprocess.Popen | None = None
         self._lock = threading.Lock()
         self._old_handlers: dict[int, object] = {}
+        self._down_on_purpose: set[int] = set()
+        self.restarts: list[str] = []  # what the supervisor did, for the report
         self.env = {
             **base_env(),
             "MONGODB_URL": f"mongodb://127.0.0.1:{self.mongo_port}/oms_bench?retryWrites=false",
@@ -207,6 +212,28 @@ class Stack:
         self.register_webhook()
         if self.cfg.beat:
             self.start_beat()
+        if self.cfg.supervise:
+            threading.Thread(target=self._supervise, daemon=True).start()
+
+    def _supervise(self) -> None:
+        """Restart workers that exited on their own (crashed), once a second."""
+        started = time.monotonic()
+        while not self._stopped:
+            time.sleep(1.0)
+            for i, proc in enumerate(list(self.workers)):
+                if proc is None or proc.poll() is None or i in self._down_on_purpose:
+                    continue
+                if self._stopped:
+                    return
+                self.restarts.append(
+                    f"worker {i + 1} exited by itself (code {proc.returncode}) at "
+                    f"{time.monotonic() - started:.0f}s; restarted (see worker{i + 1}.log)"
+                )
+                self._track(proc, add=False)
+                try:
+                    self.start_worker(i, wait=False)
+                except RuntimeError:  # the stack is stopping
+                    return
 
     def stop(self) -> None:
         with self._lock:
@@ -333,8 +360,10 @@ class Stack:
         with self._lock:
             if self._stopped:
                 raise RuntimeError("the stack is stopping")
+            # Appended to: a crashed run's traceback stays above the restart.
             proc = processes.spawn(args, env=self.env, log_path=self.logs / f"worker{i + 1}.log")
             self.workers[i] = proc
+            self._down_on_purpose.discard(i)
             self._pgids.add(proc.pid)
             self._pgid_file.write_text("\n".join(str(p) for p in sorted(self._pgids)))
         if wait:
@@ -361,6 +390,7 @@ class Stack:
         """SIGKILL the worker's whole group (parent and pool): a crash, not a stop."""
         proc = self.workers[i]
         if proc is not None:
+            self._down_on_purpose.add(i)
             processes.kill_hard(proc)
             self._track(proc, add=False)
 
@@ -370,6 +400,7 @@ class Stack:
         proc = self.workers[i]
         if proc is None or proc.poll() is not None:
             return
+        self._down_on_purpose.add(i)
         os.kill(proc.pid, signal.SIGTERM)
         try:
             proc.wait(timeout=timeout)

@@ -22,6 +22,13 @@ from core.settings import get_settings
 from devstack import processes
 from devstack.stripe_emulator import register_webhook
 
+# A Celery worker can die on a broker hiccup (kombu's Redis transport crashes on some
+# connection losses); like compose's `restart: unless-stopped`, the supervisor starts it
+# again. Infrastructure and the API stop the stack instead: that needs a person.
+RESTARTABLE = frozenset({"worker", "beat", "flower"})
+RESTART_LIMIT = 5
+RESTART_WINDOW_S = 300
+
 
 class Supervisor:
     def __init__(self) -> None:
@@ -31,6 +38,8 @@ class Supervisor:
         self.logs.mkdir(parents=True, exist_ok=True)
         self.env: dict[str, str] = {}
         self.children: list[tuple[str, subprocess.Popen]] = []
+        self.args: dict[str, list[str]] = {}
+        self.restarted: dict[str, list[float]] = {}
         self.stopping = False
 
     def say(self, text: str) -> None:
@@ -43,7 +52,26 @@ class Supervisor:
     def run(self, name: str, args: list[str]) -> subprocess.Popen:
         proc = processes.spawn(args, env=self.env, log_path=self.logs / f"{name}.log")
         self.add(name, proc)
+        self.args[name] = args
         return proc
+
+    def restart(self, index: int) -> bool:
+        """Start a crashed worker, beat or Flower again (as compose's `restart:` would);
+        False once it crashed RESTART_LIMIT times within RESTART_WINDOW_S."""
+        name, proc = self.children[index]
+        now = time.monotonic()
+        recent = [t for t in self.restarted.get(name, []) if now - t < RESTART_WINDOW_S]
+        if name not in RESTARTABLE or len(recent) >= RESTART_LIMIT:
+            return False
+        self.restarted[name] = [*recent, now]
+        self.say(
+            f"{name} exited with {proc.returncode}; restarting it "
+            f"({len(recent) + 1}/{RESTART_LIMIT} within {RESTART_WINDOW_S}s, "
+            f"log {self.logs / (name + '.log')})"
+        )
+        new = processes.spawn(self.args[name], env=self.env, log_path=self.logs / f"{name}.log")
+        self.children[index] = (name, new)
+        return True
 
     # -- infrastructure ---------------------------------------------------------------
     def start_mongo(self) -> None:
@@ -175,8 +203,8 @@ class Supervisor:
                 self.say("parent process went away")
                 self.stop_all()
                 return 1
-            for name, proc in self.children:
-                if proc.poll() is not None:
+            for index, (name, proc) in enumerate(list(self.children)):
+                if proc.poll() is not None and not self.stopping and not self.restart(index):
                     self.say(f"{name} exited with {proc.returncode}; stopping the stack")
                     self.stop_all()
                     return 1

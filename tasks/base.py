@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import structlog
 from celery import Task
+from kombu.exceptions import OperationalError as BrokerError
 from pymongo.errors import AutoReconnect, ConnectionFailure, ServerSelectionTimeoutError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
@@ -57,6 +58,13 @@ class OrderTask(Task):
         self, exc: BaseException, task_id: str, args: tuple, kwargs: dict, einfo
     ) -> None:
         order_id = kwargs.get("order_id")
+        if isinstance(exc, BrokerError):
+            # The broker refused a publish (most often the chain's next step, after the
+            # step's own work was done): Mongo holds the truth, and the stuck-order sweep
+            # resumes the order once the broker is back (flagging it only after repeated
+            # resumes fail). Not an operator's problem yet.
+            log.warning("step_publish_failed", error=f"{type(exc).__name__}: {exc}"[:300])
+            return
         log.error("step_failed", error=f"{type(exc).__name__}: {exc}"[:300])
         if order_id and Order.flag_attention(
             order_id, f"{self.name} failed: {type(exc).__name__}: {exc}"[:300], f"task:{self.name}"

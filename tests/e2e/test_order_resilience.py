@@ -248,3 +248,27 @@ def test_two_intent_runs_store_one_intent_and_cancel_the_other(client, paused_wo
     assert store_intent_and_move(loaded, late, "test:late") is None
     assert Order.get(second_id).payment_intent_id is None
     assert {i.id: i.status for i in intents_for(second_id)} == {late.id: "canceled"}
+
+
+def test_a_refused_publish_leaves_the_order_to_the_sweep_not_an_operator(
+    client, paused_worker
+) -> None:
+    from kombu.exceptions import OperationalError
+
+    admin = admin_login(client)
+    create_product(client, admin["token"], "SKU-PUB", stock=5)
+    customer = register(client)
+    pm = saved_card(customer["user"]["id"])
+    order_id = place_order(client, customer["token"], [("SKU-PUB", 1)], pm).json()["data"]["order"][
+        "id"
+    ]
+    paused_worker.purge()
+    reserve_inventory(order_id=order_id)
+    # The step's work is done, then the broker refuses the chain's next message.
+    refused = OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+    reserve_inventory.on_failure(refused, "task-1", (), {"order_id": order_id}, None)
+    order = Order.get(order_id)
+    assert (order.status, order.needs_attention) == ("reserved", False)
+    # Any other failure that escapes a step is an operator's problem.
+    reserve_inventory.on_failure(RuntimeError("boom"), "task-2", (), {"order_id": order_id}, None)
+    assert Order.get(order_id).needs_attention is True

@@ -26,6 +26,15 @@ def seed() -> None:
         typer.echo(line)
 
 
+@cli.command()
+def schema() -> None:
+    """Create every collection and index (idempotent; seed runs it too). Run it once
+    before starting processes against a new database."""
+    from models.schema import ensure_schema
+
+    typer.echo(f"schema: {', '.join(ensure_schema())}")
+
+
 @cli.command("create-admin")
 def create_admin(
     email: str = typer.Option(..., help="the admin's email (normalised to lowercase)"),

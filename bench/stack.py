@@ -204,6 +204,15 @@ class Stack:
             t.join(60)
         if errors:
             raise RuntimeError(f"stack failed to start: {errors[0]!r}") from errors[0]
+        # Collections and indexes first, from one process (see models/schema.py).
+        subprocess.run(
+            [sys.executable, "manage.py", "schema"],
+            cwd=processes.ROOT,
+            env={**os.environ, **self.env},
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
         self.start_api()
         for i in range(self.cfg.workers):
             self.start_worker(i, wait=False)

@@ -8,8 +8,11 @@ from core.db import get_db
 
 
 def seed_all() -> Iterator[str]:
+    from models.schema import ensure_schema
+
     db = get_db()
     yield f"seed: database {db.name} reachable"
+    yield f"seed: {len(ensure_schema())} collections and their indexes in place"
     yield seed_admin()
     yield seed_catalog()
 

@@ -126,8 +126,10 @@ def stripe_server() -> Iterator[dict]:
 @pytest.fixture(scope="session")
 def services(mongo_server: dict, stripe_server: dict) -> Iterator[dict]:
     from core.db import connect_mongo
+    from models.schema import ensure_schema
 
     connect_mongo()
+    ensure_schema()  # before any worker or API starts (see models/schema.py)
     yield {"mongo": mongo_server, "stripe": stripe_server}
     client = redis_lib.Redis.from_url(TEST_ENV["REDIS_URL"])
     client.delete("oms-test-lock")

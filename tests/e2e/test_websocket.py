@@ -103,13 +103,19 @@ def test_disconnect_mid_run_then_resume_gives_full_sequence(client, worker, live
     _, owner, pm = _shop(client)
     first = LiveSocket(live_api, owner["token"])
     time.sleep(0.5)
-    order_id = place_order(client, owner["token"], [("SKU-WS", 2)], pm).json()["data"]["order"][
-        "id"
-    ]
-    wait_until(lambda: first.events(order_id), timeout=20)
-    first.close()  # drops mid-run: the chain keeps going without it
+    # No card yet: the chain runs up to payment_pending and waits there, so the socket
+    # can drop mid-run for certain (a whole chain is faster than a socket's round trip).
+    order_id = place_order(client, owner["token"], [("SKU-WS", 2)]).json()["data"]["order"]["id"]
+    wait_until(lambda: "order.payment_pending" in first.types(order_id), timeout=20)
+    first.close()  # drops mid-run: the chain goes on without it once the card comes
     before = first.events(order_id)
     assert "order.shipped" not in [e["type"] for e in before]
+    paid = client.post(
+        "/api/payments/confirm",
+        json={"orderId": order_id, "paymentMethodId": pm},
+        headers={"Authorization": f"Bearer {owner['token']}"},
+    )
+    assert paid.status_code == 202, paid.text  # events flow while nobody listens
 
     second = LiveSocket(live_api, owner["token"], after=before[-1]["eventId"])
     try:

@@ -118,11 +118,16 @@ def reconcile_stuck_orders() -> dict[str, int]:
 
 # -- payments vs Stripe ---------------------------------------------------------------------
 def reconcile_payments() -> dict[str, int]:
-    """Waiting payments compared with their intent: confirm, fail, time out, or resume."""
+    """Waiting payments compared with their intent: confirm, fail or time out.
+
+    A chain that died before confirming is the stuck sweep's to resume (recorded, once per
+    threshold, not behind a backlog); re-enqueueing it here at every run as well buried each
+    queued order's own confirm_payment under copies of the others'.
+    """
     settings = get_settings()
     gateway = get_gateway()
     now = now_utc()
-    counts = {"checked": 0, "confirmed": 0, "failed": 0, "timed_out": 0, "resumed": 0}
+    counts = {"checked": 0, "confirmed": 0, "failed": 0, "timed_out": 0}
     for order in (
         Order.objects(status__in=[s.value for s in PAYABLE]).order_by("updated_at").limit(200)
     ):
@@ -151,19 +156,6 @@ def reconcile_payments() -> dict[str, int]:
                 oid, OrderStatus.FAILED, reason="payment_timeout", actor="beat:payments"
             )
             counts["timed_out"] += int(ended is not None and ended.status == "failed")
-        elif (
-            action in (PaymentAction.RESUME, PaymentAction.CREATE_MISSING)
-            and (now - order.updated_at).total_seconds() >= settings.stuck_order_seconds
-        ):
-            # Only idle orders: a young one's own chain is still on its way.
-            enqueue_chain(
-                oid,
-                order.correlation_id,
-                OrderStatus.PAYMENT_PENDING
-                if action == PaymentAction.RESUME
-                else OrderStatus.RESERVED,
-            )
-            counts["resumed"] += 1
     return counts
 
 

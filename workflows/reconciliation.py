@@ -21,11 +21,9 @@ class PaymentAction(StrEnum):
     """What the payments sweep should do with one order."""
 
     NOTHING = "nothing"
-    RESUME = "resume"
     MARK_CONFIRMED = "mark_confirmed"
     FAIL = "fail"
     TIMEOUT = "timeout"
-    CREATE_MISSING = "create_missing"
 
 
 def payment_action(
@@ -47,10 +45,13 @@ def payment_action(
     4. intent ``requires_payment_method`` with a payment method on the order → FAIL:
        the method was tried and declined.
     5. past the payment window (age > window) → TIMEOUT.
-    6. payment_pending, no intent → CREATE_MISSING (the chain died before creating it).
-    7. payment_pending, a payment method, intent ``requires_confirmation`` → RESUME
-       (the chain died before confirm_payment ran).
-    8. anything else → NOTHING (waiting for the customer, 3-D Secure, or ``processing``).
+    6. anything else → NOTHING: waiting for the customer, 3-D Secure, ``processing``, or
+       confirm_payment (intent ``requires_confirmation``, or none yet).
+
+    A chain that died before confirming is not this sweep's to resume: from Mongo it looks
+    the same as one merely queued, and ``stuck_action`` decides it once, for every status
+    (the resume is recorded, the next waits a whole threshold, the sweep stands back while
+    the queues hold a backlog, the order is flagged after ``max_resumes``).
     """
     if order_status not in _PAYMENT_STATUSES:
         return PaymentAction.NOTHING
@@ -62,11 +63,6 @@ def payment_action(
         return PaymentAction.FAIL
     if age_seconds > payment_window_seconds:
         return PaymentAction.TIMEOUT
-    if order_status is OrderStatus.PAYMENT_PENDING:
-        if intent_status is None:
-            return PaymentAction.CREATE_MISSING
-        if intent_status == "requires_confirmation" and has_payment_method:
-            return PaymentAction.RESUME
     return PaymentAction.NOTHING
 
 

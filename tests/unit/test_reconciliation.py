@@ -15,14 +15,7 @@ WINDOW = 900.0
 
 
 def test_payment_action_values() -> None:
-    assert [a.value for a in PaymentAction] == [
-        "nothing",
-        "resume",
-        "mark_confirmed",
-        "fail",
-        "timeout",
-        "create_missing",
-    ]
+    assert [a.value for a in PaymentAction] == ["nothing", "mark_confirmed", "fail", "timeout"]
 
 
 @pytest.mark.parametrize(
@@ -52,12 +45,13 @@ def test_payment_action_values() -> None:
         (S.PAYMENT_PENDING, None, WINDOW + 1, False, A.TIMEOUT),
         # Exactly at the window is not yet past it.
         (S.REQUIRES_ACTION, "requires_action", WINDOW, True, A.NOTHING),
-        # Intent never created.
-        (S.PAYMENT_PENDING, None, 10, False, A.CREATE_MISSING),
-        (S.PAYMENT_PENDING, None, 10, True, A.CREATE_MISSING),
+        # No intent yet, or one awaiting confirm_payment: queued or dead, the stuck sweep
+        # decides (never re-enqueued here, however long it waits inside the window).
+        (S.PAYMENT_PENDING, None, 10, False, A.NOTHING),
+        (S.PAYMENT_PENDING, None, 10, True, A.NOTHING),
         (S.REQUIRES_ACTION, None, 10, True, A.NOTHING),
-        # Chain died before confirm_payment ran.
-        (S.PAYMENT_PENDING, "requires_confirmation", 10, True, A.RESUME),
+        (S.PAYMENT_PENDING, "requires_confirmation", 10, True, A.NOTHING),
+        (S.PAYMENT_PENDING, "requires_confirmation", WINDOW, True, A.NOTHING),
         (S.PAYMENT_PENDING, "requires_confirmation", 10, False, A.NOTHING),
         (S.REQUIRES_ACTION, "requires_confirmation", 10, True, A.NOTHING),
         # Waiting on 3-D Secure or the bank.
@@ -116,6 +110,23 @@ def test_stuck_action_threshold() -> None:
 
 def test_stuck_action_waiting_on_customer() -> None:
     assert _stuck(S.PAYMENT_PENDING, waiting=True) == "nothing"
+
+
+def test_chain_dead_before_confirm_is_resumed_by_the_stuck_sweep_only() -> None:
+    # The payments sweep leaves it alone; the stuck sweep resumes it once idle, then flags it.
+    assert (
+        payment_action(
+            S.PAYMENT_PENDING,
+            "requires_confirmation",
+            age_seconds=THRESHOLD * 2,
+            payment_window_seconds=WINDOW,
+            has_payment_method=True,
+        )
+        is A.NOTHING
+    )
+    assert _stuck(S.PAYMENT_PENDING, idle=THRESHOLD - 1) == "nothing"
+    assert _stuck(S.PAYMENT_PENDING, idle=THRESHOLD) == "resume"
+    assert _stuck(S.PAYMENT_PENDING, idle=THRESHOLD, resumes=3) == "needs_attention"
 
 
 def test_stuck_action_gives_up_after_max_resumes() -> None:

@@ -46,13 +46,20 @@ class OrderTask(Task):
         STEP_RETRIES.labels(self.name).inc()
         order_id = kwargs.get("order_id")
         log.warning("step_retrying", error=str(exc)[:200], retries=self.request.retries)
-        if order_id:
+        if not order_id:
+            return
+        try:
             Order.push_events(
                 order_id,
                 (EventType.ORDER_STEP_RETRYING,),
                 {"step": self.name, "error": str(exc)[:200], "attempt": self.request.retries + 1},
             )
-            flush_outbox("orders", order_id)
+        except RETRYABLE as down:
+            # The retry is already queued; recording it needs the database that is down.
+            # Raising here would turn the retry into a failure (and an operator's flag).
+            log.warning("step_retry_not_recorded", error=f"{type(down).__name__}: {down}"[:200])
+            return
+        flush_outbox("orders", order_id)
 
     def on_failure(
         self, exc: BaseException, task_id: str, args: tuple, kwargs: dict, einfo

@@ -138,6 +138,8 @@ def order_summary(order: Order) -> dict[str, Any]:
         "currency": order.currency,
         "itemCount": sum(int(i.get("quantity", 0)) for i in order.items or []),
         "needsAttention": bool(order.needs_attention),
+        # Lets a client tell a stale list copy from the live events it already applied.
+        "version": order.version,
         "createdAt": iso_utc(order.created_at),
         "updatedAt": iso_utc(order.updated_at),
     }

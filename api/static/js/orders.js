@@ -137,10 +137,18 @@ export function applyEventToRow(row, event) {
 }
 
 // Replaces a row's order with a fresher copy from the server (unless the row is newer).
+// A list fetched before a live event arrived must not undo it: compared by version, or
+// by time when either side has none.
 export function refreshRow(row, order) {
   const known = Number(row.order.version);
   const incoming = Number(order.version);
-  if (Number.isFinite(known) && Number.isFinite(incoming) && incoming < known) return;
+  if (Number.isFinite(known) && Number.isFinite(incoming)) {
+    if (incoming < known) return;
+  } else {
+    const shown = parseDate(row.order.updatedAt);
+    const fetched = parseDate(order.updatedAt);
+    if (shown && fetched && fetched < shown) return;
+  }
   row.order = { ...order };
   renderRow(row);
 }

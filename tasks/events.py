@@ -91,17 +91,17 @@ def run_handlers(docs: Iterable[dict[str, Any]]) -> tuple[int, int]:
     backoff) or, for a handler allowed no retries, a dead letter at once. Returns
     (runs that succeeded, runs handed on).
     """
-    docs = list(docs)
+    wanted = [(doc, handlers_for(str(doc.get("type")))) for doc in docs]
     last: dict[tuple[str, str], str] = {}  # (latest-only handler, aggregate) -> its last event
-    for doc in docs:
-        for spec in handlers_for(str(doc.get("type"))):
+    for doc, specs in wanted:
+        for spec in specs:
             if spec.latest_only:
                 last[spec.name, str(doc.get("aggregateId"))] = doc["_id"]
     ok, failed = 0, []
-    for doc in docs:
+    for doc, all_specs in wanted:
         specs = [
             spec
-            for spec in handlers_for(str(doc.get("type")))
+            for spec in all_specs
             if not spec.latest_only or last[spec.name, str(doc.get("aggregateId"))] == doc["_id"]
         ]
         event = public_event(doc) if specs else None

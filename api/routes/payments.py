@@ -275,10 +275,11 @@ def _handle_webhook(payload: bytes, signature: str | None):
     if event_type not in HANDLED_WEBHOOKS:
         return success({"received": True, "ignored": event_type}, message="event type ignored")
     order_id = (obj.get("metadata") or {}).get("order_id")
-    if not order_id and obj.get("id"):
-        found = Order.objects(payment_intent_id=obj["id"]).only("id").first()
-        order_id = str(found.id) if found else None
-    order = Order.get(order_id) if order_id else None
+    if order_id:
+        order = Order.get(order_id)
+    else:  # no metadata: find the order by its intent
+        order = Order.objects(payment_intent_id=obj["id"]).first() if obj.get("id") else None
+        order_id = str(order.id) if order else None
     if order is not None and order.status_enum in PAID_STATUSES | TERMINAL:
         # Past payment for good: acting on it would change nothing (the chain, a resume or
         # an earlier delivery settled it), so neither a dedupe record nor a task is needed.

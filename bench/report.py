@@ -14,6 +14,16 @@ def _ms(d: dict[str, Any]) -> str:
     return f"{d.get('p50_ms')} / {d.get('p95_ms')} / {d.get('p99_ms')}"
 
 
+def _pct_table(title: str, label: str, rows) -> Table:
+    """A two-column table: a name and its share in %."""
+    table = Table(title=title)
+    table.add_column(label)
+    table.add_column("%", justify="right")
+    for name, pct in rows:
+        table.add_row(name, str(pct))
+    return table
+
+
 def print_bench(r: dict[str, Any]) -> None:
     b, s, m = r["baseline"], r["service"], r["machine"]
     cfg = r["config"]
@@ -72,32 +82,16 @@ def print_bench(r: dict[str, Any]) -> None:
         console.print(tt)
     prof = r.get("profile")
     if prof:
-        pt = Table(title=f"where task time goes (pyinstrument, {prof['sampled_task_seconds']} s)")
-        pt.add_column("category")
-        pt.add_column("%", justify="right")
-        for k, v in prof["by_category_pct"].items():
-            pt.add_row(k, str(v))
-        console.print(pt)
-        ot = Table(title="our functions, inclusive % of task time")
-        ot.add_column("function")
-        ot.add_column("%", justify="right")
-        for k, v in list(prof["ours_inclusive_pct"].items())[:15]:
-            ot.add_row(k, str(v))
-        console.print(ot)
+        title = f"where task time goes (pyinstrument, {prof['sampled_task_seconds']} s)"
+        console.print(_pct_table(title, "category", prof["by_category_pct"].items()))
+        ours = list(prof["ours_inclusive_pct"].items())[:15]
+        console.print(_pct_table("our functions, inclusive % of task time", "function", ours))
     mp = r.get("mongo_server_profile")
     if mp:
-        mt = Table(title=f"SecantusDB server: busy samples by command ({mp['busy_samples']})")
-        mt.add_column("command handler")
-        mt.add_column("%", justify="right")
-        for k, v in mp["handlers_pct"].items():
-            mt.add_row(k, str(v))
-        console.print(mt)
-        st = Table(title="SecantusDB server: self time, top functions")
-        st.add_column("function")
-        st.add_column("%", justify="right")
-        for k, v in list(mp["self_pct"].items())[:12]:
-            st.add_row(k, str(v))
-        console.print(st)
+        title = f"SecantusDB server: busy samples by command ({mp['busy_samples']})"
+        console.print(_pct_table(title, "command handler", mp["handlers_pct"].items()))
+        top = list(mp["self_pct"].items())[:12]
+        console.print(_pct_table("SecantusDB server: self time, top functions", "function", top))
     if r.get("mongo_commands_by_workers"):
         console.print(
             "Mongo commands sent by the workers (whole run):", r["mongo_commands_by_workers"]

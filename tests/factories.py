@@ -83,6 +83,14 @@ def saved_card(user_id: str, number: str = CARD_OK) -> str:
     return get_gateway().attach_payment_method(customer, pm).id
 
 
+def customer_with_card(client, sku: str, stock: int = 5) -> tuple[dict[str, Any], str]:
+    """A product `sku` in stock, a new customer, and a saved 4242 card: (customer, card id)."""
+    admin = admin_login(client)
+    create_product(client, admin["token"], sku, stock=stock)
+    customer = register(client)
+    return customer, saved_card(customer["user"]["id"])
+
+
 def place_order(
     client,
     token: str,

@@ -20,6 +20,7 @@ from tests.factories import (
     admin_login,
     auth,
     create_product,
+    customer_with_card,
     intents_for,
     place_order,
     register,
@@ -69,10 +70,7 @@ def test_no_oversell_50_concurrent_orders_for_10_units(client, worker) -> None:
 
 
 def test_each_step_twice_changes_nothing_the_second_time(client, paused_worker) -> None:
-    admin = admin_login(client)
-    create_product(client, admin["token"], "SKU-TWICE", stock=5)
-    customer = register(client)
-    pm = saved_card(customer["user"]["id"])
+    customer, pm = customer_with_card(client, "SKU-TWICE")
     order_id = place_order(client, customer["token"], [("SKU-TWICE", 2)], pm).json()["data"][
         "order"
     ]["id"]
@@ -89,10 +87,7 @@ def test_each_step_twice_changes_nothing_the_second_time(client, paused_worker) 
 
 
 def test_resume_after_steps_ran_does_not_charge_twice(client, worker) -> None:
-    admin = admin_login(client)
-    create_product(client, admin["token"], "SKU-RES", stock=5)
-    customer = register(client)
-    pm = saved_card(customer["user"]["id"])
+    customer, pm = customer_with_card(client, "SKU-RES")
     order_id = place_order(client, customer["token"], [("SKU-RES", 1)], pm).json()["data"]["order"][
         "id"
     ]
@@ -107,10 +102,7 @@ def test_resume_after_steps_ran_does_not_charge_twice(client, worker) -> None:
 
 
 def test_worker_killed_mid_chain_then_resumed(client, paused_worker) -> None:
-    admin = admin_login(client)
-    create_product(client, admin["token"], "SKU-KILL", stock=5)
-    customer = register(client)
-    pm = saved_card(customer["user"]["id"])
+    customer, pm = customer_with_card(client, "SKU-KILL")
     order_id = place_order(client, customer["token"], [("SKU-KILL", 1)], pm).json()["data"][
         "order"
     ]["id"]
@@ -140,10 +132,7 @@ def test_worker_killed_mid_chain_then_resumed(client, paused_worker) -> None:
 
 
 def test_transient_stripe_outage_retries_then_succeeds(client, worker, stripe_server) -> None:
-    admin = admin_login(client)
-    create_product(client, admin["token"], "SKU-FLAKY", stock=5)
-    customer = register(client)
-    pm = saved_card(customer["user"]["id"])
+    customer, pm = customer_with_card(client, "SKU-FLAKY")
     os.kill(stripe_server["proc"].pid, signal.SIGSTOP)  # the emulator freezes: timeouts
     try:
         order_id = place_order(client, customer["token"], [("SKU-FLAKY", 1)], pm).json()["data"][
@@ -209,10 +198,7 @@ def test_cancel_at_each_status_restores_stock_and_voids_payment(client, paused_w
 def test_two_intent_runs_store_one_intent_and_cancel_the_other(client, paused_worker) -> None:
     from tasks.payment_steps import create_intent, store_intent_and_move
 
-    admin = admin_login(client)
-    create_product(client, admin["token"], "SKU-2INT", stock=5)
-    customer = register(client)
-    pm = saved_card(customer["user"]["id"])
+    customer, pm = customer_with_card(client, "SKU-2INT")
     first_id, second_id = (
         place_order(client, customer["token"], [("SKU-2INT", 1)], pm).json()["data"]["order"]["id"]
         for _ in range(2)
@@ -255,10 +241,7 @@ def test_a_refused_publish_leaves_the_order_to_the_sweep_not_an_operator(
 ) -> None:
     from kombu.exceptions import OperationalError
 
-    admin = admin_login(client)
-    create_product(client, admin["token"], "SKU-PUB", stock=5)
-    customer = register(client)
-    pm = saved_card(customer["user"]["id"])
+    customer, pm = customer_with_card(client, "SKU-PUB")
     order_id = place_order(client, customer["token"], [("SKU-PUB", 1)], pm).json()["data"]["order"][
         "id"
     ]

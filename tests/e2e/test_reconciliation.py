@@ -23,6 +23,7 @@ from tests.factories import (
     CARD_3DS,
     admin_login,
     create_product,
+    customer_with_card,
     intents_for,
     place_order,
     register,
@@ -38,15 +39,8 @@ def _age(order_id: str, seconds: int, *, created: bool = False) -> None:
     Order._get_collection().update_one({"_id": Order.get(order_id).id}, {"$set": fields})
 
 
-def _setup(client, sku: str, stock: int = 5):
-    admin = admin_login(client)
-    create_product(client, admin["token"], sku, stock=stock)
-    customer = register(client)
-    return customer, saved_card(customer["user"]["id"])
-
-
 def test_lost_chain_message_is_resumed_and_finishes(client, paused_worker) -> None:
-    customer, pm = _setup(client, "SKU-LOST")
+    customer, pm = customer_with_card(client, "SKU-LOST")
     order_id = place_order(client, customer["token"], [("SKU-LOST", 1)], pm).json()["data"][
         "order"
     ]["id"]
@@ -62,7 +56,7 @@ def test_lost_chain_message_is_resumed_and_finishes(client, paused_worker) -> No
 
 
 def test_stuck_after_max_resumes_needs_attention(client, paused_worker) -> None:
-    customer, pm = _setup(client, "SKU-STUCK")
+    customer, pm = customer_with_card(client, "SKU-STUCK")
     order_id = place_order(client, customer["token"], [("SKU-STUCK", 1)], pm).json()["data"][
         "order"
     ]["id"]
@@ -103,7 +97,7 @@ def test_requires_action_past_window_times_out(client, worker) -> None:
 
 
 def test_two_concurrent_runs_act_once(client, paused_worker) -> None:
-    customer, pm = _setup(client, "SKU-TWOBEAT")
+    customer, pm = customer_with_card(client, "SKU-TWOBEAT")
     order_id = place_order(client, customer["token"], [("SKU-TWOBEAT", 1)], pm).json()["data"][
         "order"
     ]["id"]
@@ -127,7 +121,7 @@ def test_two_concurrent_runs_act_once(client, paused_worker) -> None:
 
 
 def test_orphan_intent_is_cancelled(client, worker) -> None:
-    customer, pm = _setup(client, "SKU-ORPHAN")
+    customer, pm = customer_with_card(client, "SKU-ORPHAN")
     order_id = place_order(client, customer["token"], [("SKU-ORPHAN", 1)], pm).json()["data"][
         "order"
     ]["id"]
@@ -146,7 +140,7 @@ def test_orphan_intent_is_cancelled(client, worker) -> None:
 
 
 def test_leaked_hold_released_and_invariants(client, worker) -> None:
-    customer, pm = _setup(client, "SKU-LEAK", stock=5)
+    customer, pm = customer_with_card(client, "SKU-LEAK", stock=5)
     order_id = place_order(client, customer["token"], [("SKU-LEAK", 1)], pm).json()["data"][
         "order"
     ]["id"]
@@ -170,7 +164,7 @@ def test_leaked_hold_released_and_invariants(client, worker) -> None:
 def test_idempotency_keys_expire_after_ttl(client) -> None:
     from tasks.reconcile import expire_idempotency_keys
 
-    customer, _ = _setup(client, "SKU-IDEMTTL")
+    customer, _ = customer_with_card(client, "SKU-IDEMTTL")
     key = {"Idempotency-Key": "old-checkout"}
     first = place_order(client, customer["token"], [("SKU-IDEMTTL", 1)], headers=key)
     order_id = first.json()["data"]["order"]["id"]

@@ -21,7 +21,7 @@ from models.user import User
 from tasks.app import celery_app
 from tasks.dispatch import enqueue_outbox, workers_ping
 from tests.conftest import ARTIFACTS, Worker
-from tests.factories import admin_login, create_product, place_order, register, saved_card
+from tests.factories import customer_with_card, place_order, register
 from tests.support.events import BusListener, wait_until
 
 
@@ -117,10 +117,7 @@ def _purge_queue(name: str) -> None:
 def test_worker_killed_before_dispatch_then_beat_sweep_dispatches_exactly_once(
     client, paused_worker
 ) -> None:
-    admin = admin_login(client)
-    create_product(client, admin["token"], "SKU-SWEEP", stock=5)
-    customer = register(client)
-    pm = saved_card(customer["user"]["id"])
+    customer, pm = customer_with_card(client, "SKU-SWEEP")
     with BusListener() as bus:
         order_id = place_order(client, customer["token"], [("SKU-SWEEP", 1)], pm).json()["data"][
             "order"
@@ -170,10 +167,7 @@ def test_worker_killed_before_dispatch_then_beat_sweep_dispatches_exactly_once(
 
 
 def test_steps_dispatch_their_own_events_without_an_events_consumer(client, paused_worker) -> None:
-    admin = admin_login(client)
-    create_product(client, admin["token"], "SKU-INLINE", stock=5)
-    customer = register(client)
-    pm = saved_card(customer["user"]["id"])
+    customer, pm = customer_with_card(client, "SKU-INLINE")
     with BusListener() as bus:
         order_id = place_order(client, customer["token"], [("SKU-INLINE", 1)], pm).json()["data"][
             "order"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 from typing import Any
 
+from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 
 from core.context import correlation_id_var
@@ -86,3 +88,30 @@ def failure(
     return JSONResponse(
         failure_body(status_code, code, message, errors), status_code=status_code, headers=headers
     )
+
+
+def entity_tag(response: JSONResponse, version: int | None = None) -> str:
+    """A strong ETag for exactly these bytes: ``"<version>-<digest>"`` (the version for humans).
+
+    Derived from the body rather than the version alone, because a few writes (clearing the
+    attention flag) change what a reader sees without a new version.
+    """
+    digest = hashlib.blake2b(bytes(response.body), digest_size=8).hexdigest()
+    return f'"{version}-{digest}"' if version is not None else f'"{digest}"'
+
+
+def tag_matches(header: str | None, etag: str) -> bool:
+    """RFC 9110 list match of ``If-Match``/``If-None-Match`` (weak prefixes compare equal)."""
+    if not header:
+        return False
+    wanted = {t.strip().removeprefix("W/") for t in header.split(",")}
+    return "*" in wanted or etag in wanted
+
+
+def conditional(request: Request, response: JSONResponse, version: int | None = None) -> Response:
+    """Stamp ``response`` with its ETag; 304 with no body when the client already has it."""
+    etag = entity_tag(response, version)
+    if tag_matches(request.headers.get("if-none-match"), etag):
+        return Response(status_code=304, headers={"ETag": etag})
+    response.headers["ETag"] = etag
+    return response

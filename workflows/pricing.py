@@ -108,3 +108,45 @@ def _require_non_negative(label: str, value: int) -> None:
     _require_int(label, value)
     if value < 0:
         raise ValueError(f"{label} must not be negative, got {value}")
+
+
+# ISO 4217 minor-unit exponents where they are not 2 (Stripe's zero- and three-decimal lists).
+ZERO_DECIMAL = frozenset(
+    [
+        "bif",
+        "clp",
+        "djf",
+        "gnf",
+        "jpy",
+        "kmf",
+        "krw",
+        "mga",
+        "pyg",
+        "rwf",
+        "ugx",
+        "vnd",
+        "vuv",
+        "xaf",
+        "xof",
+        "xpf",
+    ]
+)
+THREE_DECIMAL = frozenset(["bhd", "jod", "kwd", "omr", "tnd"])
+
+
+def minor_exponent(currency: str) -> int:
+    """How many decimals ``currency``'s minor unit has (2 unless ISO 4217 says otherwise)."""
+    code = currency.lower()
+    if code in ZERO_DECIMAL:
+        return 0
+    return 3 if code in THREE_DECIMAL else 2
+
+
+def format_minor(amount: int, currency: str) -> str:
+    """``amount`` minor units as a plain decimal string (1234 usd → "12.34"), no floats."""
+    _require_int("amount", amount)
+    exponent = minor_exponent(currency)
+    if exponent == 0:
+        return str(amount)
+    whole, part = divmod(abs(amount), 10**exponent)
+    return f"{'-' if amount < 0 else ''}{whole}.{part:0{exponent}d}"

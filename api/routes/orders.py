@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import csv
+import io
+from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from bson import ObjectId
-from fastapi import APIRouter, Body, Depends, Header, Query
+from fastapi import APIRouter, Body, Depends, Header, Query, Request
+from fastapi.responses import JSONResponse, StreamingResponse
 from kombu.exceptions import OperationalError as BrokerError
 from mongoengine import NotUniqueError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from api.deps import AdminUser, CurrentUser, DataKeys, ensure_owner_or_admin
-from api.envelope import ApiError, not_found, paginated, success
+from api.envelope import (
+    ApiError,
+    conditional,
+    entity_tag,
+    not_found,
+    paginated,
+    success,
+    tag_matches,
+)
 from api.order_schemas import (
     SORTS,
     CancelBody,
@@ -34,7 +46,7 @@ from models.user import User
 from tasks import dispatch
 from workflows.errors import PermanentError
 from workflows.events import created_events
-from workflows.pricing import PricedLine, price_order
+from workflows.pricing import PricedLine, format_minor, price_order
 from workflows.states import CANCELLABLE, FINISHED, OrderStatus, can_transition, parse_status
 
 router = APIRouter(prefix="/api/orders", tags=["orders"])
@@ -43,6 +55,9 @@ IdempotencyKey = Annotated[
     str | None,
     Header(alias="Idempotency-Key", min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$"),
 ]
+# The ETag a client read with GET /api/orders/{id}; a stale one answers 412 on PATCH/DELETE.
+IfMatch = Annotated[str | None, Header(alias="If-Match", min_length=1, max_length=200)]
+EXPORT_BATCH = 500
 
 
 def bad_filter(field: str, message: str) -> ApiError:
@@ -104,6 +119,7 @@ Limit = Annotated[int, Query(ge=1, le=100)]
 
 @router.get("", summary="All orders (admin), with filters and search")
 def list_orders(
+    request: Request,
     _: AdminUser,
     page: Page = 1,
     limit: Limit = 20,
@@ -115,6 +131,20 @@ def list_orders(
     date_to: Annotated[str | None, Query(alias="to")] = None,
     sort: str = "-createdAt",
 ):
+    query, order_by = _admin_filters(status, needs_attention, q, user_id, date_from, date_to, sort)
+    return conditional(request, _page(query, order_by, page, limit))
+
+
+def _admin_filters(
+    status: str | None,
+    needs_attention: bool | None,
+    q: str | None,
+    user_id: str | None,
+    date_from: str | None,
+    date_to: str | None,
+    sort: str,
+) -> tuple[dict[str, Any], str]:
+    """The admin list's filters, shared by the list and the export."""
     query, order_by = _filters(status, date_from, date_to, sort)
     if needs_attention is not None:
         query["needs_attention"] = needs_attention
@@ -126,11 +156,12 @@ def list_orders(
             query["user_email"] = q.lower()
     if user_id:
         query["user_id"] = user_id
-    return _page(query, order_by, page, limit)
+    return query, order_by
 
 
 @router.get("/my-orders", summary="The caller's orders (admins may pass userId)")
 def my_orders(
+    request: Request,
     user: CurrentUser,
     page: Page = 1,
     limit: Limit = 10,
@@ -144,7 +175,97 @@ def my_orders(
     if user_id and not user.is_admin:
         raise ApiError(403, "FORBIDDEN", "only admins may list another user's orders")
     query["user_id"] = user_id if user_id else str(user.id)
-    return _page(query, order_by, page, limit)
+    return conditional(request, _page(query, order_by, page, limit))
+
+
+EXPORT_COLUMNS = (
+    "orderNumber",
+    "orderId",
+    "createdAt",
+    "status",
+    "userId",
+    "userEmail",
+    "currency",
+    "items",
+    "subtotalCents",
+    "taxCents",
+    "shippingCents",
+    "totalCents",
+    "paidCents",
+    "refundedCents",
+    "subtotal",
+    "tax",
+    "shipping",
+    "total",
+    "paid",
+    "refunded",
+)
+MONEY_COLUMNS = ("subtotal", "tax", "shipping", "total", "paid", "refunded")
+
+
+def _export_row(order: Order) -> list[Any]:
+    cents = {
+        "subtotal": order.subtotal_cents or 0,
+        "tax": order.tax_cents or 0,
+        "shipping": order.shipping_cents or 0,
+        "total": order.total_cents or 0,
+        "paid": order.paid_cents or 0,
+        "refunded": order.refunded_cents or 0,
+    }
+    units = sum(int(line.get("quantity") or 0) for line in order.items or [])
+    return [
+        order.order_number,
+        str(order.id),
+        iso_utc(order.created_at),
+        order.status,
+        order.user_id,
+        order.user_email,
+        order.currency,
+        units,
+        *(cents[name] for name in MONEY_COLUMNS),
+        *(format_minor(cents[name], order.currency or "usd") for name in MONEY_COLUMNS),
+    ]
+
+
+def _csv_chunks(query: dict[str, Any], order_by: str) -> Iterator[str]:
+    """The header, then one chunk per batch of orders, read with a cursor (never all at once)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(EXPORT_COLUMNS)
+    cursor = Order.objects(**query).order_by(order_by).batch_size(EXPORT_BATCH)
+    for n, order in enumerate(cursor, start=1):
+        writer.writerow(_export_row(order))
+        if n % EXPORT_BATCH == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+@router.get(
+    "/export",
+    summary="Orders as CSV for accounting (admin; the list's filters)",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}}, "description": "one row per order"}},
+)
+def export_orders(
+    _: AdminUser,
+    export_format: Annotated[Literal["csv"], Query(alias="format")] = "csv",
+    status: str | None = None,
+    needs_attention: Annotated[bool | None, Query(alias="needsAttention")] = None,
+    q: Annotated[str | None, Query(max_length=200)] = None,
+    user_id: Annotated[str | None, Query(alias="userId", max_length=64)] = None,
+    date_from: Annotated[str | None, Query(alias="from")] = None,
+    date_to: Annotated[str | None, Query(alias="to")] = None,
+    sort: str = "-createdAt",
+):
+    query, order_by = _admin_filters(status, needs_attention, q, user_id, date_from, date_to, sort)
+    stamp = now_utc().strftime("%Y%m%dT%H%M%SZ")
+    return StreamingResponse(
+        _csv_chunks(query, order_by),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="orders-{stamp}.{export_format}"'},
+    )
 
 
 @router.get("/stats", summary="Counts by status, revenue, average order, orders today")
@@ -323,14 +444,36 @@ def create_order(
     )
 
 
-@router.get("/{order_id}", summary="One order (owner or admin)")
-def get_order(order_id: str, user: CurrentUser, keyring: DataKeys):
-    return success({"order": order_public(_load_visible(order_id, user), keyring)})
+def _order_body(order: Order, keyring) -> JSONResponse:
+    """GET /api/orders/{id}'s response: its ETag is what If-Match is compared with."""
+    return success({"order": order_public(order, keyring)})
+
+
+def _check_if_match(if_match: str | None, order: Order, keyring) -> None:
+    if if_match is None:
+        return
+    current = entity_tag(_order_body(order, keyring), order.version)
+    if not tag_matches(if_match, current):
+        raise ApiError(
+            412,
+            "PRECONDITION_FAILED",
+            "the order changed since it was read: fetch it again (its ETag is now "
+            f"{current}) and retry",
+        )
+
+
+@router.get("/{order_id}", summary="One order (owner or admin); ETag / If-None-Match → 304")
+def get_order(order_id: str, request: Request, user: CurrentUser, keyring: DataKeys):
+    order = _load_visible(order_id, user)
+    return conditional(request, _order_body(order, keyring), order.version)
 
 
 @router.patch("/{order_id}", summary="Change address/notes before shipping; admins move status")
-def update_order(order_id: str, body: OrderUpdate, user: CurrentUser, keyring: DataKeys):
+def update_order(
+    order_id: str, body: OrderUpdate, user: CurrentUser, keyring: DataKeys, if_match: IfMatch = None
+):
     order = _load_visible(order_id, user)
+    _check_if_match(if_match, order, keyring)
     actor = "admin" if user.is_admin else "customer"
     if body.status is not None:
         if not user.is_admin:
@@ -353,6 +496,8 @@ def update_order(order_id: str, body: OrderUpdate, user: CurrentUser, keyring: D
     if order.status_enum not in CANCELLABLE:
         raise ApiError(409, "ORDER_LOCKED", f"order is {order.status}: it can no longer be changed")
     moved = Order.update_fields(order, actor=actor, fields=fields, note=f"updated by {actor}")
+    if moved is None and if_match is not None:
+        raise ApiError(412, "PRECONDITION_FAILED", "the order changed since it was read")
     if moved is None:
         raise ApiError(409, "CONFLICT", "the order changed meanwhile; reload and retry")
     dispatch.enqueue_outbox("orders", order_id)
@@ -395,8 +540,10 @@ def cancel_order(
     keyring: DataKeys,
     reason: Annotated[str | None, Query(max_length=300)] = None,
     body: Annotated[CancelBody | None, Body()] = None,
+    if_match: IfMatch = None,
 ):
     order = _load_visible(order_id, user)
+    _check_if_match(if_match, order, keyring)
     why = (body.reason if body else None) or (reason or "").strip()
     if not why:
         raise ApiError(

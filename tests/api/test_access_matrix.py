@@ -58,6 +58,7 @@ ROUTE_ACCESS: dict[tuple[str, str], tuple[Expect, Expect, Expect]] = {
     ("POST", "/api/orders"): (401, 202, 202),
     ("GET", "/api/orders/my-orders"): (401, 200, 200),
     ("GET", "/api/orders/stats"): (401, 200, 200),
+    ("GET", "/api/orders/export"): (401, 403, 200),
     ("GET", "/api/orders/{order_id}"): (401, 404, 200),
     ("PATCH", "/api/orders/{order_id}"): (401, 404, frozenset({200, 409})),
     ("DELETE", "/api/orders/{order_id}"): (401, 404, frozenset({202, 409})),

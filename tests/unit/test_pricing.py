@@ -135,3 +135,14 @@ def test_negative_amounts(lines: list[PricedLine], bps: int, shipping: int) -> N
 def test_float_amounts_are_refused() -> None:
     with pytest.raises(TypeError):
         price_order([line(price=9.99)], tax_rate_bps=825, shipping_cents=0, currency="usd")  # type: ignore[arg-type]
+
+
+def test_format_minor_follows_each_currency_exponent() -> None:
+    from workflows.pricing import format_minor
+
+    assert format_minor(1234, "usd") == "12.34"
+    assert format_minor(5, "EUR") == "0.05"
+    assert format_minor(-1250, "gbp") == "-12.50"
+    assert format_minor(1234, "jpy") == "1234"
+    assert format_minor(1234, "kwd") == "1.234"
+    assert format_minor(0, "usd") == "0.00"

@@ -20,7 +20,17 @@ from api.deps import install_security
 from api.errors import install_error_handlers
 from api.middleware import BodySizeLimitMiddleware, CorrelationMiddleware, SecurityHeadersMiddleware
 from api.ratelimit import install_rate_limits
-from api.routes import events, health, notifications, orders, payments, products, realtime, users
+from api.routes import (
+    events,
+    health,
+    notifications,
+    orders,
+    payments,
+    products,
+    realtime,
+    users,
+    webhook_subscriptions,
+)
 from api.routes.realtime import close_event_hub
 from core.db import connect_mongo
 from core.settings import Settings, get_settings
@@ -72,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(payments.router)
     app.include_router(events.router)
     app.include_router(notifications.router)
+    app.include_router(webhook_subscriptions.router)
     app.include_router(realtime.router)
     install_event_metrics()
 

@@ -113,6 +113,19 @@ class Settings(BaseSettings):
     ws_auth_timeout: float = 10.0
     ws_resume_wait: float = 0.3  # how long a fresh socket waits for a resume before going live
 
+    # Outgoing webhooks (shops' systems subscribing to our events)
+    webhook_timeout_seconds: float = 5.0  # per attempt: connect + answer
+    webhook_retry_base_seconds: float = 10.0  # first retry after ~this, doubling each time
+    webhook_retry_max_seconds: float = 3600.0  # the step stops doubling here
+    webhook_max_attempts: int = 12  # ~3.5 h of retries with the defaults, then "failed"
+    # A subscription is disabled after this many failed attempts in a row spanning at least
+    # this long (both): a receiver down for a deploy is retried, a dead one is cut off.
+    webhook_disable_after: int = 30
+    webhook_disable_after_seconds: float = 24 * 3600.0
+    webhook_allowed_hosts: str = ""  # comma-separated hosts allowed despite a private address
+    webhook_body_log_chars: int = 500  # of each answer, kept in the delivery log
+    beat_webhook_interval: float = 5.0  # how often beat sends the deliveries that are due
+
     # Paths
     data_dir: str = ".data"
 

@@ -134,7 +134,7 @@ def start_redis(port: int, log_path: Path | None = None) -> subprocess.Popen:
 def celery_args(kind: str, *, concurrency: int = 2, queues: str | None = None) -> list[str]:
     base = [str(VENV_BIN / "celery"), "-A", "tasks.app"]
     if kind == "worker":
-        q = queues or "orders,payments,events,maintenance"
+        q = queues or "orders,payments,events,maintenance,webhooks"
         return base + [
             "worker",
             "-Q",

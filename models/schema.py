@@ -23,6 +23,7 @@ def ensure_schema() -> list[str]:
     from models.order import Order
     from models.order_stats import OrderStats
     from models.outbox import ensure_outbox_indexes
+    from models.outgoing_webhook import WebhookDelivery, WebhookSubscription
     from models.product import Product
     from models.user import User
     from models.webhook import WebhookEvent
@@ -36,6 +37,8 @@ def ensure_schema() -> list[str]:
         OrderStats,
         DeadLetter,
         WebhookEvent,
+        WebhookSubscription,
+        WebhookDelivery,
     )
     names = []
     for document in documents:

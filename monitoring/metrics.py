@@ -43,6 +43,11 @@ COMPENSATIONS = Counter("oms_compensations_total", "Compensations run", ["kind"]
 RECONCILIATION_ACTIONS = Counter(
     "oms_reconciliation_actions_total", "Beat reconciliation actions", ["job", "action"]
 )
+OUTGOING_WEBHOOK_ATTEMPTS = Counter(
+    "oms_outgoing_webhook_attempts_total",
+    "Outgoing webhook delivery attempts by outcome (succeeded, retrying, failed, refused)",
+    ["outcome"],
+)
 WEBHOOK_DUPLICATES = Counter("oms_webhook_duplicates_total", "Duplicate Stripe webhooks ignored")
 HEALTH_CHECK_OK = Gauge(
     "oms_health_check_ok", "1 if the dependency check passed", ["check"], multiprocess_mode="max"

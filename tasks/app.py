@@ -9,7 +9,8 @@ from kombu import Exchange, Queue
 import monitoring.celery_signals  # noqa: F401 - registers logging/context signals
 from core.settings import get_settings
 
-QUEUES = ("orders", "payments", "events", "maintenance")
+# "webhooks" apart: a slow or dead receiver of ours never delays an order's own work.
+QUEUES = ("orders", "payments", "events", "maintenance", "webhooks")
 
 
 def make_celery() -> Celery:
@@ -49,6 +50,7 @@ def make_celery() -> Celery:
             "payments.*": {"queue": "payments"},
             "events.*": {"queue": "events"},
             "maintenance.*": {"queue": "maintenance"},
+            "webhooks.*": {"queue": "webhooks"},
         },
         worker_hijack_root_logger=False,
         enable_utc=True,
@@ -65,6 +67,7 @@ celery_app.conf.imports = (
     "tasks.payment_steps",
     "tasks.events",
     "tasks.reconcile",
+    "tasks.outgoing_webhooks",
 )
 # Beat's jobs: each one idempotent and guarded by its own Redis lock.
 _s = get_settings()
@@ -89,6 +92,7 @@ celery_app.conf.beat_schedule = {
         "task": "events.sweep_outboxes",
         "schedule": get_settings().beat_outbox_interval,
     },
+    "send-due-webhooks": {"task": "webhooks.send_due", "schedule": _s.beat_webhook_interval},
 }
 
 

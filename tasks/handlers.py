@@ -80,10 +80,14 @@ def subscriptions() -> dict[str, list[str] | None]:
     }
 
 
+# Handlers of ours that live in their own module (they register on import).
+BUILTIN_HANDLER_MODULES = ("tasks.outgoing_webhooks",)
+
+
 def load_plugins() -> list[str]:
-    """Import the extra handler modules named in settings (each registers itself)."""
+    """Import the built-in handler modules and the extra ones named in settings."""
     names = [m.strip() for m in get_settings().event_handler_modules.split(",") if m.strip()]
-    for module in names:
+    for module in (*BUILTIN_HANDLER_MODULES, *names):
         importlib.import_module(module)
     return names
 

@@ -84,6 +84,13 @@ TEST_ENV = {
     # Test-only event handlers (tests/support), driven by flags in Redis.
     "EVENT_HANDLER_MODULES": "tests.support.event_handlers",
     "OUTBOX_SWEEP_MIN_AGE": "1",
+    # Outgoing webhooks retried in seconds, disabled after a short run (tests/e2e).
+    "WEBHOOK_RETRY_BASE_SECONDS": "0.5",
+    "WEBHOOK_RETRY_MAX_SECONDS": "2",
+    "WEBHOOK_DISABLE_AFTER": "5",
+    "WEBHOOK_DISABLE_AFTER_SECONDS": "35",  # longer than the 30 s outage the e2e test makes
+    "WEBHOOK_MAX_ATTEMPTS": "100",
+    "WEBHOOK_TIMEOUT_SECONDS": "2",
     # Pub/sub is server-wide: runs sharing the machine's Redis must not hear each other.
     "EVENTS_CHANNEL": f"oms:events:db{REDIS_DB}",
 }

@@ -86,6 +86,17 @@ ROUTE_ACCESS: dict[tuple[str, str], tuple[Expect, Expect, Expect]] = {
     # Notifications are personal: even an admin gets 404 for someone else's.
     ("POST", "/api/notifications/{notification_id}/read"): (401, 404, 404),
     ("WS", "/ws"): (4401, 200, 200),
+    # Outgoing webhook subscriptions: admins only.
+    ("POST", "/api/webhook-subscriptions"): (401, 403, 201),
+    ("GET", "/api/webhook-subscriptions"): (401, 403, 200),
+    ("GET", "/api/webhook-subscriptions/{subscription_id}"): (401, 403, 200),
+    ("PATCH", "/api/webhook-subscriptions/{subscription_id}"): (401, 403, 200),
+    ("DELETE", "/api/webhook-subscriptions/{subscription_id}"): (401, 403, 200),
+    ("GET", "/api/webhook-subscriptions/{subscription_id}/deliveries"): (401, 403, 200),
+    (
+        "POST",
+        "/api/webhook-subscriptions/{subscription_id}/deliveries/{delivery_id}/redeliver",
+    ): (401, 403, 202),
 }
 
 PASSWORD = "matrix-password-1"
@@ -152,6 +163,13 @@ BODIES: dict[tuple[str, str], Callable[[World, Account | None], dict[str, Any]]]
         "reason": "matrix",
     },
     ("POST", "/api/events/replay"): lambda w, caller: {"type": "order.*", "dryRun": True},
+    ("POST", "/api/webhook-subscriptions"): lambda w, caller: {
+        "url": "http://127.0.0.1:9/hooks",
+        "eventTypes": ["order.*"],
+    },
+    ("PATCH", "/api/webhook-subscriptions/{subscription_id}"): lambda w, caller: {
+        "description": "renamed"
+    },
 }
 
 
@@ -216,6 +234,28 @@ def _event_resources(client: TestClient, world: World) -> None:
     world.ids["dead_letter_id"] = str(dead.id)
 
 
+def _webhook_resources(client: TestClient, world: World) -> None:
+    """A subscription (to a closed port: nothing listens) and one delivery of it."""
+    from models.outgoing_webhook import WebhookDelivery, WebhookSubscription
+
+    sub, _ = WebhookSubscription.create(
+        url="http://127.0.0.1:9/hooks", event_types=["order.*"], description="", created_by="m"
+    )
+    WebhookDelivery.add_many(
+        [
+            {
+                "subscription_id": sub.id,
+                "event_id": f"evt-{uuid.uuid4().hex}",
+                "event_type": "order.created",
+                "aggregate_id": world.ids.get("order_id", "mtx-order"),
+                "payload": {"type": "order.created"},
+            }
+        ]
+    )
+    world.ids["subscription_id"] = sub.id
+    world.ids["delivery_id"] = WebhookDelivery.objects(subscription_id=sub.id).first().id
+
+
 # Path parameter name -> value naming world.owner's resource, e.g. {"id": lambda w: w.ids["order"]}.
 PATH_PARAMS: dict[str, Callable[[World], str]] = {
     "sku": lambda w: w.ids["sku"],
@@ -224,10 +264,16 @@ PATH_PARAMS: dict[str, Callable[[World], str]] = {
     "correlation_id": lambda w: w.ids["correlation_id"],
     "notification_id": lambda w: w.ids["notification_id"],
     "dead_letter_id": lambda w: w.ids["dead_letter_id"],
+    "subscription_id": lambda w: w.ids["subscription_id"],
+    "delivery_id": lambda w: w.ids["delivery_id"],
 }
 
 # Called after the three accounts exist, to create resources owned by world.owner.
-SETUP_HOOKS: list[Callable[[TestClient, World], None]] = [_owned_resources, _event_resources]
+SETUP_HOOKS: list[Callable[[TestClient, World], None]] = [
+    _owned_resources,
+    _event_resources,
+    _webhook_resources,
+]
 
 
 def app_routes(app: Any) -> set[tuple[str, str]]:

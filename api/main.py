@@ -21,8 +21,10 @@ from api.errors import install_error_handlers
 from api.middleware import BodySizeLimitMiddleware, CorrelationMiddleware, SecurityHeadersMiddleware
 from api.ratelimit import install_rate_limits
 from api.routes import (
+    account,
     events,
     health,
+    mail_sink,
     notifications,
     orders,
     payments,
@@ -77,12 +79,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     install_security(app, settings)
     app.include_router(users.router)
+    app.include_router(account.router)
     app.include_router(products.router)
     app.include_router(orders.router)
     app.include_router(payments.router)
     app.include_router(events.router)
     app.include_router(notifications.router)
     app.include_router(webhook_subscriptions.router)
+    app.include_router(mail_sink.router)
     app.include_router(realtime.router)
     install_event_metrics()
 

@@ -126,6 +126,18 @@ class Settings(BaseSettings):
     webhook_body_log_chars: int = 500  # of each answer, kept in the delivery log
     beat_webhook_interval: float = 5.0  # how often beat sends the deliveries that are due
 
+    # Email (SMTP); an empty host sends nothing (make up runs a local sink on :1025)
+    smtp_host: str = ""
+    smtp_port: int = 1025
+    smtp_security: Literal["none", "starttls", "tls"] = "none"
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_timeout_seconds: float = 10.0
+    mail_from: str = "Order Service <orders@example.com>"
+    mail_sink_dir: str = ""  # the dev sink's folder: the admin view lists what it caught
+    password_reset_ttl_seconds: int = 3600
+    email_verification_ttl_seconds: int = 3 * 24 * 3600
+
     # Paths
     data_dir: str = ".data"
 

@@ -111,6 +111,24 @@ class Supervisor:
         proc = processes.start_localstripe(port, store, self.logs / "localstripe.log")
         self.add("localstripe", proc)
 
+    def start_mail_sink(self) -> None:
+        """A local SMTP sink on :1025 unless SMTP_HOST names a real server; the admin
+        dashboard lists what it caught (MAIL_SINK_DIR)."""
+        if self.settings.smtp_host:
+            self.say(f"sending mail through {self.settings.smtp_host}:{self.settings.smtp_port}")
+            return
+        port = self.settings.smtp_port
+        folder = self.data / "mail"
+        proc = processes.spawn(
+            [sys.executable, "-m", "devstack.mail_sink", "--port", str(port), "--dir", str(folder)],
+            log_path=self.logs / "mail-sink.log",
+        )
+        processes.wait_port(port, 15, proc)
+        self.add("mail-sink", proc)
+        self.env.update(
+            {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(port), "MAIL_SINK_DIR": str(folder)}
+        )
+
     # -- our processes ----------------------------------------------------------------
     def start_app(self) -> None:
         py = sys.executable
@@ -180,6 +198,8 @@ class Supervisor:
             f"  Health           {base}/health\n"
             f"  Metrics          {base}/metrics\n"
             f"  Flower           http://127.0.0.1:{s.flower_port}/  (user {flower_user})\n"
+            f"  Emails           {self.env.get('MAIL_SINK_DIR') or s.smtp_host}"
+            " (the admin dashboard lists the sink's)\n"
             f"  Admin login      {s.admin_email}\n"
             f"  Logs             {self.logs}/\n"
             "  Ctrl-C stops everything.\n",
@@ -219,6 +239,7 @@ class Supervisor:
             self.start_mongo()
             self.start_redis()
             self.start_stripe()
+            self.start_mail_sink()
             self.start_app()
             self.register_webhook()
         except Exception as exc:

@@ -17,6 +17,7 @@ from core.revocation import REVOKED_COLLECTION
 
 def ensure_schema() -> list[str]:
     """Create the collections and indexes that do not exist yet; returns their names."""
+    from models.account_token import AccountToken
     from models.dead_letter import DeadLetter
     from models.event import EventRecord
     from models.notification import Notification
@@ -25,6 +26,7 @@ def ensure_schema() -> list[str]:
     from models.outbox import ensure_outbox_indexes
     from models.outgoing_webhook import WebhookDelivery, WebhookSubscription
     from models.product import Product
+    from models.sent_email import SentEmail
     from models.user import User
     from models.webhook import WebhookEvent
 
@@ -39,6 +41,8 @@ def ensure_schema() -> list[str]:
         WebhookEvent,
         WebhookSubscription,
         WebhookDelivery,
+        SentEmail,
+        AccountToken,
     )
     names = []
     for document in documents:

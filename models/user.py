@@ -79,6 +79,7 @@ class User(Document):
 
     email = StringField(required=True, max_length=320)
     password_hash = StringField(required=True)
+    email_verified_at = DateTimeField(db_field="emailVerifiedAt", null=True)
     first_name = StringField(max_length=100, default="")
     last_name = StringField(max_length=100, default="")
     phone_enc = StringField()
@@ -236,6 +237,20 @@ class User(Document):
             self._apply(EventType.USER_UPDATED, {"fields": changed}, set_fields, unset)
         return changed
 
+    def set_password(self, new_password: str) -> None:
+        """A new password without the old one (a used reset link proved the mailbox)."""
+        self._apply(
+            EventType.USER_UPDATED,
+            {"fields": ["password"]},
+            {"password_hash": hash_password(new_password)},
+        )
+
+    def mark_email_verified(self) -> None:
+        if self.email_verified_at is None:
+            self._apply(
+                EventType.USER_UPDATED, {"fields": ["emailVerified"]}, {"email_verified_at": _now()}
+            )
+
     def deactivate(self) -> None:
         """Soft delete: the account stays (email stays taken), login is refused from now on."""
         self._apply(EventType.USER_DELETED, {"reason": "deactivated"}, {"active": False})
@@ -320,6 +335,7 @@ class User(Document):
             "phone": self.phone(keyring) if sees_private else None,
             "role": self.role,
             "active": self.active,
+            "emailVerified": self.email_verified_at is not None,
             "stripeCustomerId": self.stripe_customer_id,
             "createdAt": created.isoformat(timespec="milliseconds") if created else None,
         }

@@ -51,6 +51,7 @@ def make_celery() -> Celery:
             "events.*": {"queue": "events"},
             "maintenance.*": {"queue": "maintenance"},
             "webhooks.*": {"queue": "webhooks"},
+            "mail.*": {"queue": "webhooks"},
         },
         worker_hijack_root_logger=False,
         enable_utc=True,
@@ -68,6 +69,7 @@ celery_app.conf.imports = (
     "tasks.events",
     "tasks.reconcile",
     "tasks.outgoing_webhooks",
+    "tasks.mail",
 )
 # Beat's jobs: each one idempotent and guarded by its own Redis lock.
 _s = get_settings()

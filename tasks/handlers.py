@@ -81,7 +81,7 @@ def subscriptions() -> dict[str, list[str] | None]:
 
 
 # Handlers of ours that live in their own module (they register on import).
-BUILTIN_HANDLER_MODULES = ("tasks.outgoing_webhooks",)
+BUILTIN_HANDLER_MODULES = ("tasks.outgoing_webhooks", "tasks.mail")
 
 
 def load_plugins() -> list[str]:

@@ -8,6 +8,7 @@ the same services.
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ from devstack import processes
 ARTIFACTS = Path(tempfile.mkdtemp(prefix="oms-test-logs-"))
 MONGO_PORT = processes.free_port()
 STRIPE_PORT = processes.free_port()
+SMTP_PORT = processes.free_port()
 _private_redis: object | None = None
 
 
@@ -84,6 +86,10 @@ TEST_ENV = {
     # Test-only event handlers (tests/support), driven by flags in Redis.
     "EVENT_HANDLER_MODULES": "tests.support.event_handlers",
     "OUTBOX_SWEEP_MIN_AGE": "1",
+    # A real SMTP sink (devstack.mail_sink), started with the other services.
+    "SMTP_HOST": "127.0.0.1",
+    "SMTP_PORT": str(SMTP_PORT),
+    "MAIL_SINK_DIR": str(ARTIFACTS / "mail"),
     # Outgoing webhooks retried in seconds, disabled after a short run (tests/e2e).
     "WEBHOOK_RETRY_BASE_SECONDS": "0.5",
     "WEBHOOK_RETRY_MAX_SECONDS": "2",
@@ -131,13 +137,32 @@ def stripe_server() -> Iterator[dict]:
 
 
 @pytest.fixture(scope="session")
-def services(mongo_server: dict, stripe_server: dict) -> Iterator[dict]:
+def mail_sink() -> Iterator[dict]:
+    proc = processes.spawn(
+        [
+            sys.executable,
+            "-m",
+            "devstack.mail_sink",
+            "--port",
+            str(SMTP_PORT),
+            "--dir",
+            TEST_ENV["MAIL_SINK_DIR"],
+        ],
+        log_path=ARTIFACTS / "mail-sink.log",
+    )
+    processes.wait_port(SMTP_PORT, 15, proc)
+    yield {"port": SMTP_PORT, "dir": Path(TEST_ENV["MAIL_SINK_DIR"])}
+    processes.stop(proc)
+
+
+@pytest.fixture(scope="session")
+def services(mongo_server: dict, stripe_server: dict, mail_sink: dict) -> Iterator[dict]:
     from core.db import connect_mongo
     from models.schema import ensure_schema
 
     connect_mongo()
     ensure_schema()  # before any worker or API starts (see models/schema.py)
-    yield {"mongo": mongo_server, "stripe": stripe_server}
+    yield {"mongo": mongo_server, "stripe": stripe_server, "mail": mail_sink}
     client = redis_lib.Redis.from_url(TEST_ENV["REDIS_URL"])
     client.delete("oms-test-lock")
     if _private_redis is not None:

@@ -13,6 +13,7 @@ from api.deps import AppSettings, CurrentClaims, CurrentUser, DataKeys, Revocati
 from api.envelope import ApiError, success
 from api.ratelimit import login_key, rate_limit
 from api.responses import error_responses
+from api.routes.account import send_verification
 from api.schemas import ApiModel, PublicModel
 from core.security import create_access_token, now_ms
 from core.settings import Settings
@@ -75,6 +76,7 @@ class UserPublic(PublicModel):
     phone: str | None = Field(description="only to the user themself and admins")
     role: Literal["customer", "admin"]
     active: bool
+    email_verified: bool = Field(default=False, description="the emailed link was followed")
     stripe_customer_id: str | None
     created_at: datetime
 
@@ -150,6 +152,7 @@ def register(body: UserRegister, settings: AppSettings, keyring: DataKeys) -> JS
             [{"field": "email", "message": "already registered"}],
         ) from exc
     _publish(user)
+    send_verification(user, settings)
     log.info("user_registered", user_id=str(user.id))
     data = {"user": user.to_public(user, keyring), "token": _token_for(user, settings)}
     return success(data, message="registered", status_code=201)

@@ -48,6 +48,11 @@ ROUTE_ACCESS: dict[tuple[str, str], tuple[Expect, Expect, Expect]] = {
     ("GET", "/api/users/profile"): (401, 200, 200),
     ("PATCH", "/api/users/profile"): (401, 200, 200),
     ("DELETE", "/api/users/profile"): (401, 200, 200),
+    # Account links by email: anyone; a made-up token is a 400 for everyone.
+    ("POST", "/api/users/password-reset"): (202, 202, 202),
+    ("POST", "/api/users/password-reset/confirm"): (400, 400, 400),
+    ("POST", "/api/users/verify-email"): (400, 400, 400),
+    ("GET", "/api/dev/mail"): (401, 403, 200),
     # Catalog.
     ("GET", "/api/products"): (200, 200, 200),
     ("GET", "/api/products/{sku}"): (200, 200, 200),
@@ -131,6 +136,12 @@ BODIES: dict[tuple[str, str], Callable[[World, Account | None], dict[str, Any]]]
         "password": w.owner.password,
     },
     ("PATCH", "/api/users/profile"): lambda w, caller: {"firstName": "Renamed"},
+    ("POST", "/api/users/password-reset"): lambda w, caller: {"email": w.owner.email},
+    ("POST", "/api/users/password-reset/confirm"): lambda w, caller: {
+        "token": "x" * 43,
+        "password": "new-password-1",
+    },
+    ("POST", "/api/users/verify-email"): lambda w, caller: {"token": "y" * 43},
     ("POST", "/api/products"): lambda w, caller: {
         "sku": f"NEW-{uuid.uuid4().hex[:8].upper()}",
         "name": "New product",

@@ -8,9 +8,11 @@ import { LiveSocket } from "./js/live.js";
 import { session } from "./js/session.js";
 import { toast } from "./js/toast.js";
 import { refreshUnread } from "./js/unread.js";
+import { forgotPasswordView, resetPasswordView, verifyEmailView } from "./js/views/account-links.js";
 import { adminView } from "./js/views/admin.js";
 import { loginView, registerView } from "./js/views/auth.js";
 import { dashboardView } from "./js/views/dashboard.js";
+import { integrationsView } from "./js/views/integrations.js";
 import { newOrderView } from "./js/views/new-order.js";
 import { notificationsView } from "./js/views/notifications.js";
 import { orderDetailView } from "./js/views/order-detail.js";
@@ -19,12 +21,17 @@ import { paymentsView } from "./js/views/payments.js";
 const routes = [
   { path: /^\/login$/, view: loginView, public: true, title: "Log in" },
   { path: /^\/register$/, view: registerView, public: true, title: "Register" },
+  { path: /^\/forgot-password$/, view: forgotPasswordView, public: true, title: "Forgot password" },
+  // Links from emails: they work signed in or not.
+  { path: /^\/reset-password$/, view: resetPasswordView, public: true, anyone: true, title: "Reset password" },
+  { path: /^\/verify-email$/, view: verifyEmailView, public: true, anyone: true, title: "Verify email" },
   { path: /^\/$/, view: dashboardView, title: "Dashboard", nav: "nav-dashboard" },
   { path: /^\/orders\/new$/, view: newOrderView, title: "New order", nav: "nav-new-order" },
   { path: /^\/orders\/(?<id>[A-Za-z0-9]+)$/, view: orderDetailView, title: "Order" },
   { path: /^\/payments$/, view: paymentsView, title: "Payments", nav: "nav-payments" },
   { path: /^\/notifications$/, view: notificationsView, title: "Notifications", nav: "nav-notifications" },
   { path: /^\/admin$/, view: adminView, title: "Admin", admin: true, nav: "nav-admin" },
+  { path: /^\/integrations$/, view: integrationsView, title: "Integrations", admin: true, nav: "nav-integrations" },
 ];
 
 const main = document.getElementById("main");
@@ -47,7 +54,7 @@ function render() {
     location.replace("#/login");
     return;
   }
-  if (route.public && session.token) {
+  if (route.public && !route.anyone && session.token) {
     location.replace("#/");
     return;
   }
@@ -115,7 +122,9 @@ function syncSession() {
   const signedIn = Boolean(session.token && user);
   document.querySelector(".nav").hidden = !signedIn;
   document.querySelector(".session").hidden = !signedIn;
-  document.querySelector("[data-testid=nav-admin]").hidden = !(signedIn && user.role === "admin");
+  for (const testid of ["nav-admin", "nav-integrations"]) {
+    document.querySelector(`[data-testid=${testid}]`).hidden = !(signedIn && user.role === "admin");
+  }
   document.querySelector("[data-testid=current-user]").textContent = signedIn ? `${user.email}${user.role === "admin" ? " (admin)" : ""}` : "";
   if (live && (!signedIn || live.token !== session.token)) {
     live.close();

@@ -33,6 +33,7 @@ export function loginView(root) {
     field({ label: "Password", name: "password", type: "password", required: true, attrs: { autocomplete: "current-password", testid: "login-password" } }),
     button,
     h("p", {}, "No account yet? ", h("a", { href: "#/register", testid: "to-register" }, "Create one")),
+    h("p", {}, h("a", { href: "#/forgot-password", testid: "to-forgot" }, "Forgot your password?")),
   );
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();

@@ -30,6 +30,7 @@ from api.routes import (
     payments,
     products,
     realtime,
+    returns,
     users,
     webhook_subscriptions,
 )
@@ -82,6 +83,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(account.router)
     app.include_router(products.router)
     app.include_router(orders.router)
+    app.include_router(returns.router)
+    app.include_router(returns.admin_router)
     app.include_router(payments.router)
     app.include_router(events.router)
     app.include_router(notifications.router)

@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from api.schemas import ApiModel
+from core.bus import to_jsonable
 from core.crypto import KeyRing, decrypt_json
 from models.order import Order
 
@@ -89,6 +90,11 @@ def history_public(order: Order) -> list[dict[str, Any]]:
     ]
 
 
+def return_public(ret: dict[str, Any]) -> dict[str, Any]:
+    """A return as its customer and admins see it (dates as ISO strings)."""
+    return to_jsonable(ret)
+
+
 def order_public(order: Order, keyring: KeyRing | None = None) -> dict[str, Any]:
     """The order as its owner and admins see it (address decrypted for them only)."""
     return {
@@ -116,6 +122,7 @@ def order_public(order: Order, keyring: KeyRing | None = None) -> dict[str, Any]
         "estimatedDelivery": iso_utc(order.estimated_delivery),
         "shippedAt": iso_utc(order.shipped_at),
         "deliveredAt": iso_utc(order.delivered_at),
+        "returns": [return_public(r) for r in order.returns or []],
         "needsAttention": bool(order.needs_attention),
         "attentionReason": order.attention_reason,
         "correlationId": order.correlation_id,
@@ -137,6 +144,7 @@ def order_summary(order: Order) -> dict[str, Any]:
         "totalCents": order.total_cents,
         "currency": order.currency,
         "itemCount": sum(int(i.get("quantity", 0)) for i in order.items or []),
+        "returns": [return_public(r) for r in order.returns or []],
         "needsAttention": bool(order.needs_attention),
         # Lets a client tell a stale list copy from the live events it already applied.
         "version": order.version,

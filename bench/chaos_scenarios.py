@@ -446,6 +446,7 @@ def audit_run(db: Any, sc: Scenario, subs: list, since: datetime, stock: int) ->
     )
     drift = abs(
         int(product.get("stocked_total", 0))
+        + int(product.get("returned") or 0)
         - (int(product.get("available", 0)) + held + int(product.get("sold", 0)))
     )
     drift += abs(int(product.get("sold", 0)) - shipped_units) + wrong_holds

@@ -91,6 +91,7 @@ class Settings(BaseSettings):
     payment_window_seconds: int = 1800
     delivery_delay_seconds: int = 60
     refund_window_seconds: int = 14 * 24 * 3600
+    return_window_seconds: int = 30 * 24 * 3600  # after delivery, a customer may ask to return
     low_stock_threshold: int = 5
     retry_backoff_cap: int = 30
     retry_max: int = 5

@@ -86,6 +86,7 @@ class Order(Document):
     paid_cents = IntField(default=0)
     refunded_cents = IntField(default=0)
     refunds = ListField(DictField(), default=list)
+    returns = ListField(DictField(), default=list)  # see models/order_returns.py
     carrier = StringField(default=None, null=True)
     tracking_number = StringField(default=None, null=True)
     estimated_delivery = DateTimeField(default=None, null=True)

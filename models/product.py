@@ -1,6 +1,7 @@
 """Catalog products and their stock, moved only by single-document atomic updates.
 
-Invariant, checkable at any time: stocked_total == available + sum(holds) + sold.
+Invariant, checkable at any time: stocked_total + returned == available + sum(holds) + sold
+(``sold`` counts every unit shipped; ``returned`` every unit that came back and is on sale).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ class Product(Document):
     sold = IntField(required=True, min_value=0, default=0)
     holds = DictField(default=dict)  # order id -> quantity held
     stocked_total = IntField(required=True, min_value=0, default=0)
+    returned = IntField(min_value=0, default=0)
+    returns_in = DictField(default=dict)  # return id -> units restocked by it (once each)
     low_stock_threshold = IntField(min_value=0, default=5)
     version = IntField(default=1)
     outbox = ListField(DictField(), default=list)
@@ -68,6 +71,7 @@ class Product(Document):
             "sold": self.sold,
             "held": sum(int(q) for q in (self.holds or {}).values()),
             "stockedTotal": self.stocked_total,
+            "returned": self.returned or 0,
             "lowStockThreshold": self.low_stock_threshold,
             "updatedAt": self.updated_at.isoformat() if self.updated_at else None,
         }
@@ -190,6 +194,18 @@ class Product(Document):
         return cls._settle_hold(sku, order_id, quantity, "sold")
 
     @classmethod
+    def restock_return(cls, sku: str, return_id: str, quantity: int) -> bool:
+        """Put returned units back on sale, once per return. True if this call did it."""
+        result = cls._get_collection().update_one(
+            {"_id": sku, f"returns_in.{return_id}": {"$exists": False}},
+            {
+                "$inc": {"available": quantity, "returned": quantity, "version": 1},
+                "$set": {f"returns_in.{return_id}": quantity, "updated_at": _now()},
+            },
+        )
+        return result.modified_count == 1
+
+    @classmethod
     def skus_holding(cls, order_id: str) -> list[str]:
         return [
             d["_id"]
@@ -200,14 +216,15 @@ class Product(Document):
 
     @classmethod
     def conservation_violations(cls) -> list[dict[str, Any]]:
-        """Products where stocked_total != available + held + sold."""
+        """Products where stocked_total + returned != available + held + sold."""
         bad = []
         for doc in cls._get_collection().find(
-            {}, {"available": 1, "sold": 1, "holds": 1, "stocked_total": 1}
+            {}, {"available": 1, "sold": 1, "holds": 1, "stocked_total": 1, "returned": 1}
         ):
             held = sum(int(q) for q in (doc.get("holds") or {}).values())
             total = int(doc.get("available", 0)) + held + int(doc.get("sold", 0))
-            if total != int(doc.get("stocked_total", 0)) or int(doc.get("available", 0)) < 0:
+            stocked = int(doc.get("stocked_total", 0)) + int(doc.get("returned") or 0)
+            if total != stocked or int(doc.get("available", 0)) < 0:
                 bad.append(
                     {
                         "sku": doc["_id"],
@@ -215,6 +232,7 @@ class Product(Document):
                         "available": doc.get("available"),
                         "held": held,
                         "sold": doc.get("sold"),
+                        "returned": int(doc.get("returned") or 0),
                     }
                 )
         return bad

@@ -70,6 +70,7 @@ celery_app.conf.imports = (
     "tasks.reconcile",
     "tasks.outgoing_webhooks",
     "tasks.mail",
+    "tasks.returns",
 )
 # Beat's jobs: each one idempotent and guarded by its own Redis lock.
 _s = get_settings()

@@ -27,8 +27,8 @@ def stock_conservation() -> list[Violation]:
         Violation(
             "stock_conservation",
             v["sku"],
-            f"stocked {v['stockedTotal']} != available {v['available']} + held {v['held']}"
-            f" + sold {v['sold']}",
+            f"stocked {v['stockedTotal']} + returned {v['returned']} != available"
+            f" {v['available']} + held {v['held']} + sold {v['sold']}",
         )
         for v in Product.conservation_violations()
     ]

@@ -42,6 +42,12 @@ class EventType(StrEnum):
     PAYMENT_REFUNDED = "order.payment.refunded"
     PAYMENT_REQUIRES_ACTION = "order.payment.requires_action"
 
+    RETURN_REQUESTED = "order.return.requested"
+    RETURN_APPROVED = "order.return.approved"
+    RETURN_REJECTED = "order.return.rejected"
+    RETURN_RECEIVED = "order.return.received"
+    RETURN_REFUNDED = "order.return.refunded"
+
     INVENTORY_UPDATED = "inventory.updated"
     INVENTORY_LOW_STOCK = "inventory.low_stock"
     INVENTORY_OUT_OF_STOCK = "inventory.out_of_stock"

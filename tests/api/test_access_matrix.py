@@ -70,6 +70,13 @@ ROUTE_ACCESS: dict[tuple[str, str], tuple[Expect, Expect, Expect]] = {
     ("GET", "/api/orders/{order_id}/tracking"): (401, 404, 200),
     ("GET", "/api/orders/{order_id}/timeline"): (401, 404, 200),
     ("POST", "/api/orders/{order_id}/resume"): (401, 403, frozenset({202, 409})),
+    # Returns (the matrix's order is not delivered: asking answers 409 to its owner/admin).
+    ("POST", "/api/orders/{order_id}/returns"): (401, 404, 409),
+    ("GET", "/api/orders/{order_id}/returns"): (401, 404, 200),
+    ("POST", "/api/orders/{order_id}/returns/{return_id}/approve"): (401, 403, 200),
+    ("POST", "/api/orders/{order_id}/returns/{return_id}/reject"): (401, 403, 200),
+    ("POST", "/api/orders/{order_id}/returns/{return_id}/receive"): (401, 403, 409),
+    ("GET", "/api/returns"): (401, 403, 200),
     # Payments.
     ("GET", "/api/payments/config"): (200, 200, 200),
     ("POST", "/api/payments/create-intent"): (401, 404, frozenset({200, 409})),
@@ -160,6 +167,13 @@ BODIES: dict[tuple[str, str], Callable[[World, Account | None], dict[str, Any]]]
         },
     },
     ("PATCH", "/api/orders/{order_id}"): lambda w, caller: {"notes": "leave at the door"},
+    ("POST", "/api/orders/{order_id}/returns"): lambda w, caller: {
+        "lines": [{"sku": w.ids["sku"], "quantity": 1}],
+        "reason": "matrix",
+    },
+    ("POST", "/api/orders/{order_id}/returns/{return_id}/reject"): lambda w, caller: {
+        "reason": "matrix"
+    },
     ("DELETE", "/api/orders/{order_id}"): lambda w, caller: {"reason": "matrix"},
     ("POST", "/api/payments/create-intent"): lambda w, caller: {"orderId": w.ids["order_id"]},
     ("POST", "/api/payments/confirm"): lambda w, caller: {
@@ -245,6 +259,16 @@ def _event_resources(client: TestClient, world: World) -> None:
     world.ids["dead_letter_id"] = str(dead.id)
 
 
+def _return_resources(client: TestClient, world: World) -> None:
+    """A requested return on world.owner's order (stored as the API would after delivery)."""
+    from models.order_returns import request_return
+
+    _, ret = request_return(
+        world.ids["order_id"], [{"sku": world.ids["sku"], "quantity": 1}], "matrix", actor="m"
+    )
+    world.ids["return_id"] = ret["id"]
+
+
 def _webhook_resources(client: TestClient, world: World) -> None:
     """A subscription (to a closed port: nothing listens) and one delivery of it."""
     from models.outgoing_webhook import WebhookDelivery, WebhookSubscription
@@ -277,6 +301,7 @@ PATH_PARAMS: dict[str, Callable[[World], str]] = {
     "dead_letter_id": lambda w: w.ids["dead_letter_id"],
     "subscription_id": lambda w: w.ids["subscription_id"],
     "delivery_id": lambda w: w.ids["delivery_id"],
+    "return_id": lambda w: w.ids["return_id"],
 }
 
 # Called after the three accounts exist, to create resources owned by world.owner.
@@ -284,6 +309,7 @@ SETUP_HOOKS: list[Callable[[TestClient, World], None]] = [
     _owned_resources,
     _event_resources,
     _webhook_resources,
+    _return_resources,
 ]
 
 

@@ -17,6 +17,7 @@ import { newOrderView } from "./js/views/new-order.js";
 import { notificationsView } from "./js/views/notifications.js";
 import { orderDetailView } from "./js/views/order-detail.js";
 import { paymentsView } from "./js/views/payments.js";
+import { returnsView } from "./js/views/returns.js";
 
 const routes = [
   { path: /^\/login$/, view: loginView, public: true, title: "Log in" },
@@ -31,6 +32,7 @@ const routes = [
   { path: /^\/payments$/, view: paymentsView, title: "Payments", nav: "nav-payments" },
   { path: /^\/notifications$/, view: notificationsView, title: "Notifications", nav: "nav-notifications" },
   { path: /^\/admin$/, view: adminView, title: "Admin", admin: true, nav: "nav-admin" },
+  { path: /^\/returns$/, view: returnsView, title: "Returns", admin: true, nav: "nav-returns" },
   { path: /^\/integrations$/, view: integrationsView, title: "Integrations", admin: true, nav: "nav-integrations" },
 ];
 
@@ -122,7 +124,7 @@ function syncSession() {
   const signedIn = Boolean(session.token && user);
   document.querySelector(".nav").hidden = !signedIn;
   document.querySelector(".session").hidden = !signedIn;
-  for (const testid of ["nav-admin", "nav-integrations"]) {
+  for (const testid of ["nav-admin", "nav-returns", "nav-integrations"]) {
     document.querySelector(`[data-testid=${testid}]`).hidden = !(signedIn && user.role === "admin");
   }
   document.querySelector("[data-testid=current-user]").textContent = signedIn ? `${user.email}${user.role === "admin" ? " (admin)" : ""}` : "";

@@ -109,3 +109,50 @@ def test_forgot_password_email_link_sets_a_new_one_and_logs_in(open_page, stack)
     login(other.page, email, "a-fresh-password-9")
     assert PASSWORD != "a-fresh-password-9"
     first.assert_clean()
+
+
+def test_customer_returns_an_item_and_admin_receives_it(open_page, stack):
+    customer = open_page(DESKTOP)
+    page = customer.page
+    register(page)
+    expect_live(page)
+    order = place_order(page, {"WIDGET-1": 2}, "4242424242424242")
+    expect(
+        tid(page, f"order-row-{order['id']}").locator('[data-testid="order-status"]')
+    ).to_have_text("shipped", timeout=30_000)
+
+    admin = open_page(DESKTOP)
+    apage = admin.page
+    login(apage, stack.admin_email, stack.admin_password)
+    token = apage.evaluate("localStorage.getItem('oms.token')")
+    delivered = apage.request.patch(
+        f"/api/orders/{order['id']}",
+        data={"status": "delivered"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert delivered.ok, delivered.text()
+
+    page.goto(f"/#/orders/{order['id']}")
+    tid(page, "return-qty-WIDGET-1").fill("1")
+    tid(page, "return-reason").fill("one is enough")
+    tid(page, "return-submit").click()
+    expect(tid(page, "returns").locator('[data-testid="return-status"]')).to_contain_text(
+        "requested"
+    )
+
+    tid(apage, "nav-returns").click()
+    row = apage.locator('[data-testid^="return-row-ret_"]')
+    expect(row).to_have_count(1)
+    row.locator('[data-testid="return-approve"]').click()
+    tid(apage, "returns-filter").select_option("approved")
+    row.locator('[data-testid="return-receive"]').click()
+    tid(apage, "returns-filter").select_option("refunded")
+    expect(row.locator('[data-testid="return-row-status"]')).to_have_text(
+        "refunded", timeout=30_000
+    )
+    shot(apage, "returns-admin")
+
+    page.reload()
+    expect(tid(page, "returns").locator('[data-testid="return-status"]')).to_have_text("refunded")
+    customer.assert_clean()
+    admin.assert_clean()

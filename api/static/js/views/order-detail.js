@@ -7,6 +7,7 @@ import { isStale, runAuthentication, statusBadge } from "../orders.js";
 import { session } from "../session.js";
 import { toast } from "../toast.js";
 import { clearErrors, formError, showErrors } from "../validate.js";
+import { renderReturns } from "./returns.js";
 
 const STEPS = ["pending", "reserved", "payment_pending", "confirmed", "shipped", "delivered"];
 
@@ -46,6 +47,7 @@ export function orderDetailView(root, { id }) {
   const timeline = h("ol", { class: "timeline", testid: "timeline" });
   const trackingBox = h("dl", { class: "kv", testid: "tracking" });
   const actions = h("section", { class: "card", testid: "order-actions", hidden: true });
+  const returnsBox = h("section", { class: "card", testid: "order-returns", hidden: true });
   root.append(
     head,
     summary,
@@ -56,6 +58,7 @@ export function orderDetailView(root, { id }) {
       h("section", { class: "card", "aria-labelledby": "tr-title" }, h("h2", { id: "tr-title" }, "Tracking"), trackingBox),
     ),
     actions,
+    returnsBox,
   );
 
   function renderSummary() {
@@ -200,6 +203,7 @@ export function orderDetailView(root, { id }) {
     try {
       order = (await get(`/api/orders/${id}`)).data.order;
       renderSummary();
+      renderReturns(returnsBox, order, load);
     } catch (err) {
       replace(summary, h("p", { class: "form-error", role: "alert", testid: "order-error" }, err.message));
       return;

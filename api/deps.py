@@ -13,15 +13,18 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.envelope import ApiError, not_found
+from api.scopes import required_scope
 from core.crypto import KeyRing
 from core.revocation import RevocationStore
 from core.security import InvalidToken, TokenClaims, decode_access_token
 from core.settings import Settings, get_settings
+from models.api_key import KEY_PREFIX as API_KEY_PREFIX
+from models.api_key import ApiKey
 from models.user import User
 
 bearer_scheme = HTTPBearer(
     auto_error=False,
-    description="JWT from POST /api/users/register or /api/users/login",
+    description="JWT from POST /api/users/register or /api/users/login, or an API key (oms_…)",
 )
 
 
@@ -73,6 +76,28 @@ def authenticate_token(
     return user, claims
 
 
+def authenticate_api_key(request: Request, token: str) -> User:
+    """A machine client's key: the admin who made it, limited to the key's scopes."""
+    key = ApiKey.active_for(token)
+    if key is None:
+        raise unauthorized("unknown or revoked API key")
+    user = User.by_id(key.created_by)
+    if user is None or not user.active or not user.is_admin:
+        raise unauthorized("the API key's owner is no longer an active admin")
+    route = request.scope.get("route")
+    needed = required_scope(request.method, getattr(route, "path", request.url.path))
+    if needed is None or needed not in key.scopes:
+        raise ApiError(
+            403,
+            "INSUFFICIENT_SCOPE",
+            f"this API key lacks the scope {needed}"
+            if needed
+            else "API keys cannot call this route",
+        )
+    request.state.api_key = key
+    return user
+
+
 def get_current_user(
     request: Request,
     settings: AppSettings,
@@ -81,6 +106,8 @@ def get_current_user(
 ) -> User:
     if credentials is None or not credentials.credentials:
         raise unauthorized("authentication required: send Authorization: Bearer <token>")
+    if credentials.credentials.startswith(API_KEY_PREFIX):
+        return authenticate_api_key(request, credentials.credentials)
     user, claims = authenticate_token(credentials.credentials, settings, revocations)
     # FastAPI caches this dependency per request; the claims ride along for logout.
     request.state.token_claims = claims

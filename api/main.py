@@ -22,6 +22,7 @@ from api.middleware import BodySizeLimitMiddleware, CorrelationMiddleware, Secur
 from api.ratelimit import install_rate_limits
 from api.routes import (
     account,
+    api_keys,
     events,
     health,
     mail_sink,
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(notifications.router)
     app.include_router(webhook_subscriptions.router)
     app.include_router(mail_sink.router)
+    app.include_router(api_keys.router)
     app.include_router(realtime.router)
     install_event_metrics()
 

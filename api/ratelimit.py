@@ -33,6 +33,8 @@ from monitoring.logging import get_logger
 
 KEY_PREFIX = "oms:rl"
 DEFAULT_LIMIT = "rate_limit_default"
+API_KEY_LIMIT = "rate_limit_api_key"
+API_KEY_PREFIX = "oms_"  # models.api_key.KEY_PREFIX (the limiter reads no models)
 KeyFunc = Callable[[Request], Awaitable[str]]
 log = get_logger(__name__)
 
@@ -84,9 +86,13 @@ def client_ip(scope: Scope) -> str:
 
 
 def bearer_subject(authorization: str | None, settings: Settings) -> str | None:
-    """The verified ``sub`` of a Bearer token, without touching the database."""
+    """The verified ``sub`` of a Bearer token, without touching the database; for an API
+    key, ``key:<digest>`` (the route's auth rejects a made-up one)."""
     if not authorization or not authorization.lower().startswith("bearer "):
         return None
+    token = authorization[7:].strip()
+    if token.startswith(API_KEY_PREFIX):
+        return f"key:{hashlib.sha256(token.encode()).hexdigest()[:24]}"
     try:
         return decode_access_token(authorization[7:].strip(), settings).sub
     except InvalidToken:
@@ -142,11 +148,7 @@ class RateLimitMiddleware:
         self.limiter = limiter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] != "http"
-            or not scope.get("path", "").startswith("/api/")
-            or self.limiter.limit_for(DEFAULT_LIMIT) is None
-        ):
+        if scope["type"] != "http" or not scope.get("path", "").startswith("/api/"):
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
@@ -155,8 +157,13 @@ class RateLimitMiddleware:
             raw_auth.decode("latin-1") if raw_auth else None, self.limiter.settings
         )
         key = f"user:{sub}" if sub else f"ip:{client_ip(scope)}"
+        # A machine client's key has a limit of its own (RATE_LIMIT_API_KEY).
+        which = API_KEY_LIMIT if sub and sub.startswith("key:") else DEFAULT_LIMIT
+        if self.limiter.limit_for(which) is None:
+            await self.app(scope, receive, send)
+            return
         try:
-            retry_after = await anyio.to_thread.run_sync(self.limiter.hit, DEFAULT_LIMIT, key)
+            retry_after = await anyio.to_thread.run_sync(self.limiter.hit, which, key)
         except RedisError as exc:
             log.warning("rate_limit_unavailable", error=type(exc).__name__)
             retry_after = None

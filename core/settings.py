@@ -82,6 +82,7 @@ class Settings(BaseSettings):
     rate_limit_default: str = "300/minute"
     rate_limit_login: str = "5/minute"
     rate_limit_orders: str = "60/minute"
+    rate_limit_api_key: str = "600/minute"  # per API key, in place of the default limit
 
     # Lifecycle thresholds (seconds)
     stuck_order_seconds: int = 120

@@ -18,6 +18,7 @@ from core.revocation import REVOKED_COLLECTION
 def ensure_schema() -> list[str]:
     """Create the collections and indexes that do not exist yet; returns their names."""
     from models.account_token import AccountToken
+    from models.api_key import ApiKey
     from models.dead_letter import DeadLetter
     from models.event import EventRecord
     from models.notification import Notification
@@ -43,6 +44,7 @@ def ensure_schema() -> list[str]:
         WebhookDelivery,
         SentEmail,
         AccountToken,
+        ApiKey,
     )
     names = []
     for document in documents:

@@ -98,6 +98,10 @@ ROUTE_ACCESS: dict[tuple[str, str], tuple[Expect, Expect, Expect]] = {
     # Notifications are personal: even an admin gets 404 for someone else's.
     ("POST", "/api/notifications/{notification_id}/read"): (401, 404, 404),
     ("WS", "/ws"): (4401, 200, 200),
+    # API keys: admins only.
+    ("POST", "/api/api-keys"): (401, 403, 201),
+    ("GET", "/api/api-keys"): (401, 403, 200),
+    ("DELETE", "/api/api-keys/{key_id}"): (401, 403, 200),
     # Outgoing webhook subscriptions: admins only.
     ("POST", "/api/webhook-subscriptions"): (401, 403, 201),
     ("GET", "/api/webhook-subscriptions"): (401, 403, 200),
@@ -192,6 +196,7 @@ BODIES: dict[tuple[str, str], Callable[[World, Account | None], dict[str, Any]]]
         "url": "http://127.0.0.1:9/hooks",
         "eventTypes": ["order.*"],
     },
+    ("POST", "/api/api-keys"): lambda w, caller: {"name": "matrix", "scopes": ["orders:read"]},
     ("PATCH", "/api/webhook-subscriptions/{subscription_id}"): lambda w, caller: {
         "description": "renamed"
     },
@@ -288,6 +293,9 @@ def _webhook_resources(client: TestClient, world: World) -> None:
         ]
     )
     world.ids["subscription_id"] = sub.id
+    from models.api_key import ApiKey
+
+    world.ids["key_id"] = ApiKey.create("matrix", ["orders:read"], world.admin.id)[0].id
     world.ids["delivery_id"] = WebhookDelivery.objects(subscription_id=sub.id).first().id
 
 
@@ -302,6 +310,7 @@ PATH_PARAMS: dict[str, Callable[[World], str]] = {
     "subscription_id": lambda w: w.ids["subscription_id"],
     "delivery_id": lambda w: w.ids["delivery_id"],
     "return_id": lambda w: w.ids["return_id"],
+    "key_id": lambda w: w.ids["key_id"],
 }
 
 # Called after the three accounts exist, to create resources owned by world.owner.

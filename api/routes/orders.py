@@ -117,12 +117,7 @@ Page = Annotated[int, Query(ge=1, le=100_000)]
 Limit = Annotated[int, Query(ge=1, le=100)]
 
 
-@router.get("", summary="All orders (admin), with filters and search")
-def list_orders(
-    request: Request,
-    _: AdminUser,
-    page: Page = 1,
-    limit: Limit = 20,
+def admin_filters(
     status: str | None = None,
     needs_attention: Annotated[bool | None, Query(alias="needsAttention")] = None,
     q: Annotated[str | None, Query(max_length=200)] = None,
@@ -130,21 +125,8 @@ def list_orders(
     date_from: Annotated[str | None, Query(alias="from")] = None,
     date_to: Annotated[str | None, Query(alias="to")] = None,
     sort: str = "-createdAt",
-):
-    query, order_by = _admin_filters(status, needs_attention, q, user_id, date_from, date_to, sort)
-    return conditional(request, _page(query, order_by, page, limit))
-
-
-def _admin_filters(
-    status: str | None,
-    needs_attention: bool | None,
-    q: str | None,
-    user_id: str | None,
-    date_from: str | None,
-    date_to: str | None,
-    sort: str,
 ) -> tuple[dict[str, Any], str]:
-    """The admin list's filters, shared by the list and the export."""
+    """The admin list's filters (also the export's): the Mongo query and the sort."""
     query, order_by = _filters(status, date_from, date_to, sort)
     if needs_attention is not None:
         query["needs_attention"] = needs_attention
@@ -157,6 +139,17 @@ def _admin_filters(
     if user_id:
         query["user_id"] = user_id
     return query, order_by
+
+
+AdminFilters = Annotated[tuple[dict[str, Any], str], Depends(admin_filters)]
+
+
+@router.get("", summary="All orders (admin), with filters and search")
+def list_orders(
+    request: Request, _: AdminUser, filters: AdminFilters, page: Page = 1, limit: Limit = 20
+):
+    query, order_by = filters
+    return conditional(request, _page(query, order_by, page, limit))
 
 
 @router.get("/my-orders", summary="The caller's orders (admins may pass userId)")
@@ -250,16 +243,10 @@ def _csv_chunks(query: dict[str, Any], order_by: str) -> Iterator[str]:
 )
 def export_orders(
     _: AdminUser,
+    filters: AdminFilters,
     export_format: Annotated[Literal["csv"], Query(alias="format")] = "csv",
-    status: str | None = None,
-    needs_attention: Annotated[bool | None, Query(alias="needsAttention")] = None,
-    q: Annotated[str | None, Query(max_length=200)] = None,
-    user_id: Annotated[str | None, Query(alias="userId", max_length=64)] = None,
-    date_from: Annotated[str | None, Query(alias="from")] = None,
-    date_to: Annotated[str | None, Query(alias="to")] = None,
-    sort: str = "-createdAt",
 ):
-    query, order_by = _admin_filters(status, needs_attention, q, user_id, date_from, date_to, sort)
+    query, order_by = filters
     stamp = now_utc().strftime("%Y%m%dT%H%M%SZ")
     return StreamingResponse(
         _csv_chunks(query, order_by),

@@ -1,7 +1,7 @@
 """HTTP semantics shops build on: ETag / If-None-Match / If-Match on orders, and CSV export.
 
-No worker runs here: orders stay as the API stored them, so their ETags are stable unless
-the test itself changes the order.
+The worker is paused where an ETag must stay put: orders stay as the API stored them, so
+their tags change only when the test itself changes the order.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ def _order(client, token: str, sku: str = "ETAG-1", quantity: int = 1) -> str:
     return r.json()["data"]["order"]["id"]
 
 
-def test_get_order_etag_and_304(client) -> None:
+def test_get_order_etag_and_304(client, paused_worker) -> None:
     admin = admin_login(client)
     create_product(client, admin["token"], "ETAG-1")
     customer = register(client)
@@ -54,7 +54,7 @@ def test_get_order_etag_and_304(client) -> None:
     assert after.json()["data"]["order"]["notes"] == "ring twice"
 
 
-def test_my_orders_list_answers_304_while_unchanged(client) -> None:
+def test_my_orders_list_answers_304_while_unchanged(client, paused_worker) -> None:
     admin = admin_login(client)
     create_product(client, admin["token"], "ETAG-1")
     customer = register(client)
@@ -73,7 +73,7 @@ def test_my_orders_list_answers_304_while_unchanged(client) -> None:
     assert changed.json()["results"] == 2
 
 
-def test_if_match_guards_patch_and_delete(client) -> None:
+def test_if_match_guards_patch_and_delete(client, paused_worker) -> None:
     admin = admin_login(client)
     create_product(client, admin["token"], "ETAG-1")
     customer = register(client)

@@ -68,9 +68,11 @@ def test_round_trip_register_login_profile_logout_delete(client: TestClient) -> 
         "phone",
         "role",
         "active",
+        "emailVerified",
         "stripeCustomerId",
         "createdAt",
     }
+    assert user["emailVerified"] is False
     first_token = data["token"]
 
     token = login(client, "ROUND.trip@example.com ")

@@ -4,22 +4,11 @@ import { post } from "../api.js";
 import { field, h } from "../dom.js";
 import { session } from "../session.js";
 import { check, clearErrors, formError, rules, showErrors } from "../validate.js";
+import { submitWith } from "./auth.js";
 
 function tokenFromHash() {
   const query = location.hash.split("?")[1] || "";
   return new URLSearchParams(query).get("token") || "";
-}
-
-async function busy(form, button, work) {
-  clearErrors(form);
-  button.disabled = true;
-  try {
-    await work();
-  } catch (err) {
-    showErrors(form, err.errors, err.message);
-  } finally {
-    button.disabled = false;
-  }
 }
 
 export function forgotPasswordView(root) {
@@ -44,7 +33,7 @@ export function forgotPasswordView(root) {
       showErrors(form, errors);
       return;
     }
-    busy(form, button, async () => {
+    submitWith(form, button, async () => {
       const body = await post("/api/users/password-reset", { email: String(email).trim() }, { auth: false });
       done.textContent = body.message;
       done.hidden = false;
@@ -81,7 +70,7 @@ export function resetPasswordView(root) {
       showErrors(form, errors);
       return;
     }
-    busy(form, button, async () => {
+    submitWith(form, button, async () => {
       const body = await post("/api/users/password-reset/confirm", { token, password }, { auth: false });
       session.signIn(body.data.token, body.data.user);
       location.hash = "#/";

@@ -8,7 +8,7 @@ function values(form) {
   return Object.fromEntries(new FormData(form).entries());
 }
 
-async function submitWith(form, button, work) {
+export async function submitWith(form, button, work) {
   clearErrors(form);
   button.disabled = true;
   form.setAttribute("aria-busy", "true");

@@ -54,6 +54,19 @@ class NotFoundInStripe(PermanentError):
     code = "resource_missing"
 
 
+class PaymentMethodNotOwned(PermanentError):
+    """The payment method belongs to another Stripe customer: callers treat it as absent."""
+
+    code = "payment_method_owned_elsewhere"
+
+
+def idempotency_key(*parts: str) -> str:
+    """The deterministic ``Idempotency-Key`` of one gateway POST: the same logical request
+    (same operation, same objects) always sends the same key, so a retry after a lost
+    answer is answered by Stripe with the first result instead of acting twice."""
+    return "oms:" + ":".join(parts)
+
+
 class WebhookSignatureError(ValueError):
     """A webhook body that must be rejected: missing, bad or stale signature, or not JSON."""
 
@@ -330,22 +343,30 @@ class StripeGateway:
 
     @_translate_errors
     def attach_payment_method(self, customer_id: str, pm_id: str) -> PaymentMethodInfo:
-        """Attach a ``pm_…`` payment method to the customer and return it.
+        """Make ``pm_id`` the customer's (attaching it once) and return it.
 
-        A card that declines at attach (4000000000000002) raises ``PermanentError``
-        (code ``card_declined``). A method already owned by *another* customer raises
-        ``PermanentError`` (code ``payment_method_owned_elsewhere``): Stripe refuses that too,
-        but localstripe would silently move it. Already attached to this customer: no-op.
+        This is the path of every Stripe.js-made method (``stripe.createPaymentMethod``, the
+        Payment Element): it belongs to no customer until we attach it. The owner is read
+        *before* attaching: a method already owned by *another* customer raises
+        ``PaymentMethodNotOwned`` (Stripe refuses that attach; localstripe would silently move
+        the card to the caller, so the check must be ours). Already this customer's: no
+        call. A card that declines at attach (4000000000000002) raises ``PermanentError``
+        (code ``card_declined``). The attach carries the idempotency key
+        ``attach:{customer}:{pm}``.
         """
         current = _payment_method_info(_as_dict(self._client.v1.payment_methods.retrieve(pm_id)))
         if current.customer == customer_id:
             return current
         if current.customer is not None:
-            raise PermanentError(
+            raise PaymentMethodNotOwned(
                 "this payment method belongs to another customer",
                 code="payment_method_owned_elsewhere",
             )
-        pm = self._client.v1.payment_methods.attach(pm_id, {"customer": customer_id})
+        pm = self._client.v1.payment_methods.attach(
+            pm_id,
+            {"customer": customer_id},
+            {"idempotency_key": idempotency_key("attach", customer_id, pm_id)},
+        )
         return _payment_method_info(_as_dict(pm))
 
     @_translate_errors

@@ -13,7 +13,12 @@ from typing import Any
 
 import structlog
 
-from gateways.stripe_gateway import IntentInfo, get_gateway
+from gateways.stripe_gateway import (
+    IntentInfo,
+    NotFoundInStripe,
+    PaymentMethodNotOwned,
+    get_gateway,
+)
 from models.order import Order
 from models.user import User
 from monitoring.metrics import STEP_SECONDS
@@ -35,11 +40,19 @@ def ensure_customer(user: User) -> str:
     return user.ensure_stripe_customer(get_gateway().ensure_customer)
 
 
-def _check_payment_method(order: Order, customer_id: str) -> None:
-    # The method must be this customer's: never charge someone else's saved card.
-    method = get_gateway().get_payment_method(order.payment_method_id)
-    if method.customer != customer_id:
-        raise PermanentError("payment method not found", code="payment_method_not_found")
+def claim_payment_method(customer_id: str, pm_id: str) -> None:
+    """Make ``pm_id`` the customer's before anything is charged with it.
+
+    A browser-made method (Stripe.js, no customer yet) is attached once; one already this
+    customer's is used as is; one owned by another customer, or that does not exist, is
+    refused as *absent* (``payment_method_not_found``): never charge someone else's card,
+    and never tell a caller that a given card id exists elsewhere. Transient Stripe errors
+    propagate (the step retries).
+    """
+    try:
+        get_gateway().attach_payment_method(customer_id, pm_id)
+    except (PaymentMethodNotOwned, NotFoundInStripe) as exc:
+        raise PermanentError("payment method not found", code="payment_method_not_found") from exc
 
 
 def create_intent(order: Order) -> IntentInfo:
@@ -49,7 +62,7 @@ def create_intent(order: Order) -> IntentInfo:
         raise PermanentError("customer account not found", code="user_missing")
     customer_id = ensure_customer(user)
     if order.payment_method_id:
-        _check_payment_method(order, customer_id)
+        claim_payment_method(customer_id, order.payment_method_id)
     return get_gateway().create_intent(
         order_id=str(order.id),
         amount_cents=order.total_cents,

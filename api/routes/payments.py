@@ -15,7 +15,12 @@ from api.envelope import ApiError, not_found, paginated, success
 from api.order_schemas import PAYMENT_METHOD_PATTERN, iso_utc
 from api.schemas import ApiModel
 from core.settings import get_settings
-from gateways.stripe_gateway import WebhookSignatureError, get_gateway
+from gateways.stripe_gateway import (
+    NotFoundInStripe,
+    PaymentMethodNotOwned,
+    WebhookSignatureError,
+    get_gateway,
+)
 from models.order import Order, now_utc
 from models.user import User
 from models.webhook import WebhookEvent
@@ -74,6 +79,28 @@ def _method_public(m: Any) -> dict[str, Any]:
     }
 
 
+def _method_error(exc: PermanentError) -> ApiError:
+    """A refused payment method as the API answers it: absent (someone else's or unknown)
+    → 404, declined → 402 ``CARD_DECLINED``, anything else Stripe refused → 402."""
+    if isinstance(exc, PaymentMethodNotOwned | NotFoundInStripe):
+        return not_found("payment method")
+    code = "CARD_DECLINED" if "declin" in exc.code else "PAYMENT_METHOD_REJECTED"
+    return ApiError(402, code, exc.message)
+
+
+def _claim_for(owner: User, pm_id: str) -> tuple[str, Any]:
+    """Attach ``pm_id`` (Stripe.js-made, or already the owner's) to the owner's customer.
+
+    Returns (customer id, the method). Someone else's method → 404, as if it did not exist.
+    """
+    gateway = get_gateway()
+    customer = owner.ensure_stripe_customer(gateway.ensure_customer)
+    try:
+        return customer, gateway.attach_payment_method(customer, pm_id)
+    except PermanentError as exc:
+        raise _method_error(exc) from exc
+
+
 @router.get("/config", summary="Publishable key and Stripe.js URL for the browser")
 def config():
     return success(get_gateway().publishable_config())
@@ -107,12 +134,14 @@ def create_intent(body: OrderRef, user: CurrentUser):
 @router.post("/confirm", status_code=202, summary="Pay a waiting order with a saved method")
 def confirm(body: ConfirmBody, user: CurrentUser):
     order = _own_order(body.order_id, user)
-    owner = User.by_id(order.user_id)
-    method = get_gateway().get_payment_method(body.payment_method_id)
-    if owner is None or not owner.stripe_customer_id or method.customer != owner.stripe_customer_id:
-        raise not_found("payment method")
     if order.status_enum != OrderStatus.PAYMENT_PENDING:
         raise ApiError(409, "INVALID_TRANSITION", f"order is {order.status}: nothing to confirm")
+    owner = User.by_id(order.user_id)
+    if owner is None:
+        raise not_found("payment method")
+    # Checked here, not in the step: the caller learns at once (404) that the card is not
+    # theirs, and the order keeps waiting for a usable one instead of failing.
+    _claim_for(owner, body.payment_method_id)
     moved = Order.update_fields(
         order,
         actor="customer",
@@ -147,21 +176,14 @@ def payment_methods(customer_id: str, user: CurrentUser):
 @router.post("/save-payment-method", status_code=201, summary="Attach a card or token to me")
 def save_payment_method(body: SaveMethodBody, user: CurrentUser):
     gateway = get_gateway()
-    customer = user.ensure_stripe_customer(gateway.ensure_customer)
-    try:
-        if body.payment_method_id.startswith("tok_"):
+    if body.payment_method_id.startswith("tok_"):
+        customer = user.ensure_stripe_customer(gateway.ensure_customer)
+        try:
             method = gateway.attach_token(customer, body.payment_method_id)
-        else:
-            current = gateway.get_payment_method(body.payment_method_id)
-            if current.customer and current.customer != customer:
-                raise not_found("payment method")
-            method = gateway.attach_payment_method(customer, body.payment_method_id)
-    except PermanentError as exc:
-        if exc.code == "resource_missing":
-            raise not_found("payment method") from exc
-        raise ApiError(
-            402, "CARD_DECLINED" if "declin" in exc.code else "PAYMENT_METHOD_REJECTED", exc.message
-        ) from exc
+        except PermanentError as exc:
+            raise _method_error(exc) from exc
+    else:
+        customer, method = _claim_for(user, body.payment_method_id)
     return success(
         {"paymentMethod": _method_public(method), "customerId": customer}, status_code=201
     )

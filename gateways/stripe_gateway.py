@@ -98,6 +98,11 @@ class IntentInfo:
     next_action_type: str | None
     refunded_cents: int = 0
     created: int | None = None
+    # What was actually taken (Stripe's ``amount_received``); 0 until the charge succeeds.
+    amount_received: int = 0
+    # The id of the latest charge (refund and dispute events name charges, not intents).
+    charge_id: str | None = None
+    capture_method: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +205,15 @@ def _intent_info(data: dict[str, Any]) -> IntentInfo:
     # Only an expanded charge carries the refunded amount; an id alone means unknown → 0.
     refunded = (charge.get("amount_refunded") or 0) if isinstance(charge, Mapping) else 0
     metadata = data.get("metadata") or {}
+    received = data.get("amount_received")
+    if received is None:
+        # localstripe has no amount_received: the captured amount of its succeeded charge.
+        captured = (
+            isinstance(charge, Mapping)
+            and charge.get("status") == "succeeded"
+            and charge.get("captured", True)
+        )
+        received = (charge.get("amount_captured") or charge.get("amount") or 0) if captured else 0
     return IntentInfo(
         id=data["id"],
         status=data.get("status") or "",
@@ -215,6 +229,9 @@ def _intent_info(data: dict[str, Any]) -> IntentInfo:
         next_action_type=next_action.get("type"),
         refunded_cents=int(refunded),
         created=data.get("created"),
+        amount_received=int(received or 0),
+        charge_id=_id_of(charge),
+        capture_method=data.get("capture_method"),
     )
 
 

@@ -30,6 +30,7 @@ from tasks.order_steps import load_for_step
 from tasks.outcomes import end_order
 from workflows.errors import PermanentError, TransientError
 from workflows.events import EventType
+from workflows.payments import payment_mismatch
 from workflows.states import PAYABLE, TERMINAL, OrderStatus
 
 log = structlog.get_logger(__name__)
@@ -143,14 +144,23 @@ def settle_from_intent(order: Order, intent: IntentInfo, *, actor: str) -> Order
     if status not in PAYABLE:
         return None
     if intent.status == "succeeded":
+        mismatch = payment_mismatch(
+            order.total_cents, order.currency, intent.amount_received, intent.currency
+        )
+        if mismatch is not None:
+            # Never marked paid on an assumption: an operator compares and decides.
+            log.error("payment_amount_mismatch", intent_id=intent.id, detail=mismatch)
+            if Order.flag_attention(str(order.id), mismatch, actor):
+                flush_outbox("orders", str(order.id))
+            return None
         return Order.transition_from(
             str(order.id),
             PAYABLE,
             OrderStatus.CONFIRMED,
             loaded=order,
             actor=actor,
-            fields={"paid_cents": intent.amount, "next_action": None},
-            event_data={"paymentIntentId": intent.id, "amountCents": intent.amount},
+            fields={"paid_cents": intent.amount_received, "next_action": None},
+            event_data={"paymentIntentId": intent.id, "amountCents": intent.amount_received},
         )
     if intent.status == "requires_action":
         if status == OrderStatus.REQUIRES_ACTION:

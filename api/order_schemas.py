@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -52,11 +50,6 @@ class OrderCreate(ApiModel):
         if len(set(skus)) != len(skus):
             raise ValueError("each sku may appear once; put the total in quantity")
         return items
-
-    def fingerprint(self) -> str:
-        """Stable hash of the request body, to tell a replay from a different request."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 class OrderUpdate(ApiModel):

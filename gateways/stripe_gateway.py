@@ -322,8 +322,10 @@ class StripeGateway:
         """Return ``existing_id`` if that customer still exists, else create one.
 
         Stripe keeps deleted customers retrievable with ``deleted: true`` (localstripe answers
-        404): both count as gone. The new customer carries ``metadata.user_id``. No idempotency
-        key: after a deletion the same key would hand back the deleted customer.
+        404): both count as gone. The new customer carries ``metadata.user_id``. The
+        idempotency key names the user *and* the customer being replaced (``first`` when
+        none), so two racing first creates make one customer, while a replacement after a
+        deletion gets a new key (the old one would hand back the deleted customer).
         """
         if existing_id:
             try:
@@ -336,7 +338,10 @@ class StripeGateway:
         params: dict[str, Any] = {"email": email, "metadata": {"user_id": user_id}}
         if name:
             params["name"] = name
-        created = self._client.v1.customers.create(params)  # type: ignore[arg-type]
+        created = self._client.v1.customers.create(
+            params,  # type: ignore[arg-type]
+            {"idempotency_key": idempotency_key("customer", user_id, existing_id or "first")},
+        )
         return created.id
 
     # ---------------------------------------------------------------- payment methods
@@ -355,7 +360,11 @@ class StripeGateway:
         reads the customer's card sources; ``payment_methods.detach`` refuses ``card_…`` ids,
         so ``detach_payment_method`` deletes the source instead.
         """
-        card = self._client.v1.customers.payment_sources.create(customer_id, {"source": token})
+        card = self._client.v1.customers.payment_sources.create(
+            customer_id,
+            {"source": token},
+            {"idempotency_key": idempotency_key("source", customer_id, token)},
+        )
         return _payment_method_info(_as_dict(card))
 
     @_translate_errors
@@ -427,7 +436,9 @@ class StripeGateway:
         if pm_id.startswith("card_"):
             self._client.v1.customers.payment_sources.delete(current.customer, pm_id)
         else:
-            self._client.v1.payment_methods.detach(pm_id)
+            self._client.v1.payment_methods.detach(
+                pm_id, options={"idempotency_key": idempotency_key("detach", pm_id)}
+            )
 
     # ---------------------------------------------------------------- intents
     @_translate_errors
@@ -460,7 +471,7 @@ class StripeGateway:
             params["payment_method"] = payment_method_id
         intent = self._client.v1.payment_intents.create(
             params,  # type: ignore[arg-type]
-            {"idempotency_key": f"order:{order_id}:create_intent"},
+            {"idempotency_key": idempotency_key("order", order_id, "create_intent")},
         )
         return _intent_info(_as_dict(intent))
 
@@ -468,12 +479,14 @@ class StripeGateway:
     def set_intent_payment_method(self, intent_id: str, pm_id: str) -> IntentInfo:
         """Set the intent's payment method (a modify), to be followed by ``confirm_intent``."""
         intent = self._client.v1.payment_intents.update(
-            intent_id, {"payment_method": pm_id, "expand": _INTENT_EXPAND}
+            intent_id,
+            {"payment_method": pm_id, "expand": _INTENT_EXPAND},
+            {"idempotency_key": idempotency_key("intent", intent_id, "payment_method", pm_id)},
         )
         return _intent_info(_as_dict(intent))
 
     @_translate_errors
-    def confirm_intent(self, intent_id: str) -> IntentInfo:
+    def confirm_intent(self, intent_id: str, *, attempt: str = "1") -> IntentInfo:
         """Confirm the intent with the payment method already set on it; return its state.
 
         Never passes ``payment_method`` (localstripe answers 500). A decline does not raise:
@@ -483,9 +496,17 @@ class StripeGateway:
         after a lost response: already ``succeeded``, ``processing``, declined…) returns the
         current state too. An intent still ``requires_confirmation``, or one that never had a
         payment method, raises ``PermanentError``.
+
+        ``attempt`` names this confirmation (the caller passes what changes between genuine
+        attempts, e.g. the payment method and the order's version): a retry of the same
+        attempt sends the same idempotency key, a new card a new one.
         """
         try:
-            intent = self._client.v1.payment_intents.confirm(intent_id, {"expand": _INTENT_EXPAND})
+            intent = self._client.v1.payment_intents.confirm(
+                intent_id,
+                {"expand": _INTENT_EXPAND},
+                {"idempotency_key": idempotency_key("intent", intent_id, "confirm", attempt)},
+            )
         except stripe.CardError:
             return self.retrieve_intent(intent_id)
         except stripe.InvalidRequestError as exc:
@@ -508,7 +529,11 @@ class StripeGateway:
         caller must refund instead (the returned status says so).
         """
         try:
-            intent = self._client.v1.payment_intents.cancel(intent_id, {"expand": _INTENT_EXPAND})
+            intent = self._client.v1.payment_intents.cancel(
+                intent_id,
+                {"expand": _INTENT_EXPAND},
+                {"idempotency_key": idempotency_key("intent", intent_id, "cancel")},
+            )
         except stripe.InvalidRequestError as exc:
             if exc.http_status != 400:
                 raise

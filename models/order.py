@@ -86,6 +86,8 @@ class Order(Document):
     paid_cents = IntField(default=0)
     refunded_cents = IntField(default=0)
     refunds = ListField(DictField(), default=list)
+    # POST /api/payments/refund requests made with an Idempotency-Key (key, body hash, answer).
+    refund_requests = ListField(DictField(), default=list)
     carrier = StringField(default=None, null=True)
     tracking_number = StringField(default=None, null=True)
     estimated_delivery = DateTimeField(default=None, null=True)
@@ -300,4 +302,30 @@ class Order(Document):
         events = order.make_events(kinds, order.version, data)
         cls._get_collection().update_one(
             {"_id": order.id}, {"$push": {"outbox": {"$each": events}}}
+        )
+
+    @classmethod
+    def claim_refund_request(cls, order_id: str, record: dict[str, Any]) -> dict[str, Any] | None:
+        """Record a keyed refund request once (``record["key"]``, atomically).
+
+        Returns None when this call recorded it (go ahead and refund), else the request
+        already recorded under that key (replay its answer, or refuse another body).
+        """
+        oid = parse_order_id(order_id)
+        result = cls._get_collection().update_one(
+            {"_id": oid, "refund_requests.key": {"$ne": record["key"]}},
+            {"$push": {"refund_requests": record}},
+        )
+        if result.modified_count == 1:
+            return None
+        doc = cls._get_collection().find_one({"_id": oid}, {"refund_requests": 1}) or {}
+        return next(
+            (r for r in doc.get("refund_requests") or [] if r.get("key") == record["key"]), record
+        )
+
+    @classmethod
+    def forget_refund_request(cls, order_id: str, key: str) -> None:
+        """Drop a keyed refund request whose refund could not be queued."""
+        cls._get_collection().update_one(
+            {"_id": parse_order_id(order_id)}, {"$pull": {"refund_requests": {"key": key}}}
         )

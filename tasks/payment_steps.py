@@ -209,7 +209,8 @@ def confirm_payment(self: OrderTask, order_id: str) -> str:
         ):
             intent = gateway.set_intent_payment_method(intent.id, order.payment_method_id)
         if intent.status in ("requires_confirmation", "requires_payment_method"):
-            intent = gateway.confirm_intent(intent.id)
+            attempt = f"{order.payment_method_id}:v{order.version}"
+            intent = gateway.confirm_intent(intent.id, attempt=attempt)
     if intent.status == "processing":
         raise TransientError("payment still processing")
     moved = settle_from_intent(order, intent, actor=f"task:{self.name}")

@@ -6,12 +6,12 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from bson import ObjectId
-from fastapi import APIRouter, Body, Depends, Header, Query
+from fastapi import APIRouter, Body, Depends, Query
 from kombu.exceptions import OperationalError as BrokerError
 from mongoengine import NotUniqueError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from api.deps import AdminUser, CurrentUser, DataKeys, ensure_owner_or_admin
+from api.deps import AdminUser, CurrentUser, DataKeys, IdempotencyKey, ensure_owner_or_admin
 from api.envelope import ApiError, not_found, paginated, success
 from api.order_schemas import (
     SORTS,
@@ -39,10 +39,6 @@ from workflows.states import CANCELLABLE, FINISHED, OrderStatus, can_transition,
 
 router = APIRouter(prefix="/api/orders", tags=["orders"])
 ADMIN_STATUS_MOVES = frozenset({OrderStatus.DELIVERED, OrderStatus.CANCELLED})
-IdempotencyKey = Annotated[
-    str | None,
-    Header(alias="Idempotency-Key", min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$"),
-]
 
 
 def bad_filter(field: str, message: str) -> ApiError:

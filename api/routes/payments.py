@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import timedelta
 from typing import Annotated, Any
@@ -10,7 +11,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import CurrentUser, ensure_owner_or_admin
+from api.deps import CurrentUser, IdempotencyKey, ensure_owner_or_admin
 from api.envelope import ApiError, not_found, paginated, success
 from api.order_schemas import PAYMENT_METHOD_PATTERN, iso_utc
 from api.schemas import ApiModel
@@ -190,8 +191,13 @@ def save_payment_method(body: SaveMethodBody, user: CurrentUser):
 
 
 @router.post("/refund", status_code=202, summary="Refund an order (owners: full, within policy)")
-def refund(body: RefundBody, user: CurrentUser):
+def refund(body: RefundBody, user: CurrentUser, idempotency_key: IdempotencyKey = None):
     order = _own_order(body.order_id, user)
+    if idempotency_key:
+        scoped = f"{user.id}:{idempotency_key}"
+        previous = next((r for r in order.refund_requests or [] if r.get("key") == scoped), None)
+        if previous is not None:
+            return _refund_replay(previous, body)
     paid = order.paid_cents or 0
     if not order.payment_intent_id or paid <= 0:
         raise ApiError(409, "ORDER_NOT_PAID", "nothing was charged for this order")
@@ -206,20 +212,39 @@ def refund(body: RefundBody, user: CurrentUser):
         )
     if not user.is_admin:
         _check_owner_policy(order, amount, left)
-    dispatch.enqueue_task(
-        "payments.refund_payment",
-        order_id=str(order.id),
-        amount_cents=amount,
-        key=uuid.uuid4().hex,
-        actor="admin" if user.is_admin else "customer",
-        reason=body.reason,
-        full=amount == left,
-    )
-    return success(
-        {"orderId": str(order.id), "amountCents": amount, "remainingCents": left - amount},
-        message="refund accepted",
-        status_code=202,
-    )
+    answer = {"orderId": str(order.id), "amountCents": amount, "remainingCents": left - amount}
+    key = uuid.uuid4().hex
+    if idempotency_key:
+        # The refund's own key derives from the client's: a replay refunds nothing twice,
+        # even against Stripe (the gateway sends it as Stripe's idempotency key).
+        key = "idem-" + hashlib.sha256(scoped.encode()).hexdigest()[:32]
+        record = {"key": scoped, "hash": body.fingerprint(), "answer": answer, "at": now_utc()}
+        previous = Order.claim_refund_request(str(order.id), record)
+        if previous is not None:  # a concurrent twin recorded it first
+            return _refund_replay(previous, body)
+    try:
+        dispatch.enqueue_task(
+            "payments.refund_payment",
+            order_id=str(order.id),
+            amount_cents=amount,
+            key=key,
+            actor="admin" if user.is_admin else "customer",
+            reason=body.reason,
+            full=amount == left,
+        )
+    except Exception:
+        if idempotency_key:  # nothing was queued: the same key may be sent again
+            Order.forget_refund_request(str(order.id), scoped)
+        raise
+    return success(answer, message="refund accepted", status_code=202)
+
+
+def _refund_replay(previous: dict[str, Any], body: RefundBody):
+    if previous.get("hash") != body.fingerprint():
+        raise ApiError(
+            409, "IDEMPOTENCY_KEY_REUSED", "this Idempotency-Key was used with a different body"
+        )
+    return success(previous["answer"], message="refund already accepted for this Idempotency-Key")
 
 
 def _check_owner_policy(order: Order, amount: int, left: int) -> None:

@@ -82,6 +82,23 @@ def history_public(order: Order) -> list[dict[str, Any]]:
     ]
 
 
+def payment_extras_public(order: Order) -> dict[str, Any]:
+    """Payment facts Stripe reported beyond paid/refunded (issue 14): the refunds one by one
+    (``source`` api or stripe) and the disputes, oldest first."""
+    disputes = sorted((order.disputes or {}).values(), key=lambda d: d.get("eventCreated") or 0)
+    return {
+        "refunds": [
+            {"id": r.get("id"), "amountCents": r.get("amountCents"), "source": r.get("source")}
+            for r in order.refunds or []
+        ],
+        "disputes": [
+            {k: d.get(k) for k in ("id", "amountCents", "currency", "reason", "status", "dueBy")}
+            for d in disputes
+        ],
+        "disputeStatus": order.dispute_status,
+    }
+
+
 def order_public(order: Order, keyring: KeyRing | None = None) -> dict[str, Any]:
     """The order as its owner and admins see it (address decrypted for them only)."""
     return {
@@ -111,6 +128,7 @@ def order_public(order: Order, keyring: KeyRing | None = None) -> dict[str, Any]
         "deliveredAt": iso_utc(order.delivered_at),
         "needsAttention": bool(order.needs_attention),
         "attentionReason": order.attention_reason,
+        **payment_extras_public(order),
         "correlationId": order.correlation_id,
         "version": order.version,
         "history": history_public(order),
@@ -131,6 +149,7 @@ def order_summary(order: Order) -> dict[str, Any]:
         "currency": order.currency,
         "itemCount": sum(int(i.get("quantity", 0)) for i in order.items or []),
         "needsAttention": bool(order.needs_attention),
+        "disputeStatus": order.dispute_status,
         # Lets a client tell a stale list copy from the live events it already applied.
         "version": order.version,
         "createdAt": iso_utc(order.created_at),

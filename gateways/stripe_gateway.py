@@ -103,6 +103,8 @@ class IntentInfo:
     # The id of the latest charge (refund and dispute events name charges, not intents).
     charge_id: str | None = None
     capture_method: str | None = None
+    # Why it was canceled (``requested_by_customer``, ``abandoned``, ``automatic`` …), if it was.
+    cancellation_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +126,9 @@ class RefundInfo:
     status: str | None
     payment_intent: str | None
     created: int | None = None
+    # Our refunds carry ``metadata.idempotency_key``; one made elsewhere (Dashboard) has None.
+    idempotency_key: str | None = None
+    charge: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +237,7 @@ def _intent_info(data: dict[str, Any]) -> IntentInfo:
         amount_received=int(received or 0),
         charge_id=_id_of(charge),
         capture_method=data.get("capture_method"),
+        cancellation_reason=data.get("cancellation_reason"),
     )
 
 
@@ -258,6 +264,8 @@ def _refund_info(data: dict[str, Any]) -> RefundInfo:
         status=data.get("status"),
         payment_intent=_id_of(data.get("payment_intent")),
         created=data.get("created"),
+        idempotency_key=(data.get("metadata") or {}).get("idempotency_key"),
+        charge=_id_of(data.get("charge")),
     )
 
 
@@ -697,6 +705,12 @@ class StripeGateway:
         found = [_refund_info(r) for r in self._refund_dicts(intent_id)]
         found.sort(key=lambda r: r.created or 0, reverse=True)
         return found
+
+    @_translate_errors
+    def retrieve_charge(self, charge_id: str) -> ChargeInfo:
+        """One charge as Stripe has it now (``amount_refunded``, ``payment_intent``): refund and
+        dispute events name the charge, and their payload is re-read rather than trusted."""
+        return _charge_info(_as_dict(self._client.v1.charges.retrieve(charge_id)))
 
     @_translate_errors
     def list_charges(self, customer_id: str) -> list[ChargeInfo]:

@@ -54,6 +54,7 @@ class Order(Document):
             "payment_intent_id",
             "needs_attention",
             "user_email",
+            "dispute_status",
             {"fields": ["order_number"], "unique": True},
             {
                 "fields": ["user_id", "idempotency_key"],
@@ -86,6 +87,9 @@ class Order(Document):
     paid_cents = IntField(default=0)
     refunded_cents = IntField(default=0)
     refunds = ListField(DictField(), default=list)
+    # Disputes Stripe reported, by dispute id; dispute_status is the latest one's status.
+    disputes = DictField(default=dict)
+    dispute_status = StringField(default=None, null=True)
     # POST /api/payments/refund requests made with an Idempotency-Key (key, body hash, answer).
     refund_requests = ListField(DictField(), default=list)
     carrier = StringField(default=None, null=True)

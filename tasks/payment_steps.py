@@ -9,6 +9,7 @@ arrive twice or out of order all land in the same place.
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -17,11 +18,12 @@ from gateways.stripe_gateway import (
     IntentInfo,
     NotFoundInStripe,
     PaymentMethodNotOwned,
+    RefundInfo,
     get_gateway,
 )
-from models.order import Order
+from models.order import Order, parse_order_id
 from models.user import User
-from monitoring.metrics import STEP_SECONDS
+from monitoring.metrics import DISPUTES, STEP_SECONDS, STRIPE_REFUNDS_RECORDED
 from tasks.app import celery_app
 from tasks.base import OrderTask, stop_chain
 from tasks.dispatch import enqueue_chain
@@ -183,7 +185,8 @@ def settle_from_intent(order: Order, intent: IntentInfo, *, actor: str) -> Order
             f"payment declined: {intent.decline_code or intent.last_error_code}"
             + (f" ({intent.last_error_message})" if intent.last_error_message else "")
             if declined
-            else "payment intent canceled"
+            else "payment canceled in Stripe"
+            + (f": {intent.cancellation_reason}" if intent.cancellation_reason else "")
         )
         moved, _ = end_order(str(order.id), OrderStatus.FAILED, reason=reason, actor=actor)
         return moved
@@ -251,29 +254,207 @@ def refund_order(
     refund = get_gateway().refund(
         intent_id=order.payment_intent_id,
         amount_cents=amount_cents,
-        idempotency_key=f"order:{order.id}:refund:{key}",
+        idempotency_key=refund_key(str(order.id), key),
     )
-    record: dict[str, Any] = {"id": refund.id, "amountCents": refund.amount, "key": key}
-    coll = Order._get_collection()
-    coll.update_one(
-        {"_id": order.id, "refunds.id": {"$ne": refund.id}},
-        {"$push": {"refunds": record}, "$inc": {"refunded_cents": refund.amount}},
-    )
-    Order.push_events(
-        str(order.id),
-        (EventType.PAYMENT_REFUNDED,),
-        {"refundId": refund.id, "amountCents": refund.amount, "actor": actor, "reason": reason},
-    )
+    record_refund(str(order.id), refund, key=key, actor=actor, reason=reason, source="api")
     if final_status is not None:
-        current = Order.get(str(order.id))
-        if current is not None and current.status_enum not in TERMINAL:
-            before = current.status_enum
-            moved = Order.transition(current, final_status, actor=actor, reason=reason)
-            if moved is not None and before == OrderStatus.CONFIRMED:
-                # Refunded before shipping: the held stock goes back on sale.
-                celery_app.send_task("orders.release_inventory", kwargs={"order_id": str(order.id)})
+        _move_refunded(str(order.id), final_status, actor=actor, reason=reason)
     flush_outbox("orders", str(order.id))
     return "refunded"
+
+
+def refund_key(order_id: str, key: str) -> str:
+    """The idempotency key of the order's refund named ``key`` (also its metadata)."""
+    return f"order:{order_id}:refund:{key}"
+
+
+def record_refund(
+    order_id: str,
+    refund: RefundInfo,
+    *,
+    key: str | None,
+    actor: str,
+    reason: str | None,
+    source: str,
+) -> bool:
+    """Record one refund on the order, once (by refund id), with its timeline event.
+
+    Our own refund path and Stripe's ``charge.refunded`` both land here, in either order and
+    any number of times: only the first write counts it in ``refunded_cents`` and emits
+    ``order.payment.refunded``. ``source`` is ``api`` (made by us) or ``stripe`` (the
+    Dashboard, support, Radar).
+    """
+    record: dict[str, Any] = {
+        "id": refund.id,
+        "amountCents": refund.amount,
+        "key": key,
+        "source": source,
+    }
+    coll = Order._get_collection()
+    result = coll.update_one(
+        {"_id": parse_order_id(order_id), "refunds.id": {"$ne": refund.id}},
+        {"$push": {"refunds": record}, "$inc": {"refunded_cents": refund.amount}},
+    )
+    if result.modified_count != 1:
+        return False
+    STRIPE_REFUNDS_RECORDED.labels(source).inc()
+    Order.push_events(
+        order_id,
+        (EventType.PAYMENT_REFUNDED,),
+        {
+            "refundId": refund.id,
+            "amountCents": refund.amount,
+            "actor": actor,
+            "reason": reason,
+            "source": source,
+        },
+    )
+    return True
+
+
+def _move_refunded(order_id: str, to: OrderStatus, *, actor: str, reason: str | None) -> None:
+    current = Order.get(order_id)
+    if current is None or current.status_enum in TERMINAL:
+        return
+    before = current.status_enum
+    moved = Order.transition(current, to, actor=actor, reason=reason)
+    if moved is not None and before == OrderStatus.CONFIRMED:
+        # Refunded before shipping: the held stock goes back on sale.
+        celery_app.send_task("orders.release_inventory", kwargs={"order_id": order_id})
+
+
+@celery_app.task(bind=True, base=OrderTask, name="payments.sync_refunds")
+def sync_refunds(self: OrderTask, order_id: str, source: str = "webhook") -> int:
+    """``charge.refunded``: re-read the payment's refunds from Stripe and record each once.
+
+    The event's payload is not trusted (it may be old, or arrive twice, or before our own
+    refund's record): Stripe's current list is. A refund carrying our key is ours
+    (``source: api``); any other was made outside our API (``source: stripe``). Fully
+    refunded → ``refunded`` (stock released if it had not shipped).
+    """
+    order = Order.get(order_id)
+    if order is None or not order.payment_intent_id:
+        return 0
+    ours = refund_key(order_id, "")
+    recorded = 0
+    for refund in sorted(get_gateway().list_refunds(order.payment_intent_id), key=_created):
+        if refund.status in ("failed", "canceled"):
+            continue
+        mine = bool(refund.idempotency_key and refund.idempotency_key.startswith(ours))
+        recorded += record_refund(
+            order_id,
+            refund,
+            key=refund.idempotency_key[len(ours) :] if mine and refund.idempotency_key else None,
+            actor="api" if mine else "stripe",
+            reason=None if mine else "refunded in Stripe",
+            source="api" if mine else "stripe",
+        )
+    current = Order.get(order_id)
+    paid = (current.paid_cents or 0) if current else 0
+    if current is not None and paid > 0 and (current.refunded_cents or 0) >= paid:
+        _move_refunded(order_id, OrderStatus.REFUNDED, actor="stripe", reason="refunded in Stripe")
+    flush_outbox("orders", order_id)
+    return recorded
+
+
+def _created(refund: RefundInfo) -> int:
+    return refund.created or 0
+
+
+_DISPUTE_CLOSED = frozenset({"won", "lost", "warning_closed", "prevented"})
+
+
+def dispute_record(dispute: dict[str, Any], event_created: int) -> dict[str, Any]:
+    """The dispute as the order keeps it, from Stripe's dispute object."""
+    due = (dispute.get("evidence_details") or {}).get("due_by")
+    return {
+        "id": dispute["id"],
+        "amountCents": int(dispute.get("amount") or 0),
+        "currency": dispute.get("currency"),
+        "reason": dispute.get("reason"),
+        "status": dispute.get("status"),
+        "dueBy": datetime.fromtimestamp(int(due), UTC).isoformat() if due else None,
+        "chargeId": dispute.get("charge") if isinstance(dispute.get("charge"), str) else None,
+        "eventCreated": int(event_created or 0),
+    }
+
+
+@celery_app.task(bind=True, base=OrderTask, name="payments.record_dispute")
+def record_dispute(
+    self: OrderTask,
+    dispute: dict[str, Any],
+    event_type: str,
+    event_created: int,
+    order_id: str | None = None,
+) -> str:
+    """``charge.dispute.*``: keep the dispute on the order, tell the timeline, flag it.
+
+    Events may arrive twice or out of order: a record older than the one kept is ignored
+    (``eventCreated``), the same state twice changes nothing. Opening (or the first sight of
+    a dispute) emits ``order.payment.disputed``; closing ``order.payment.dispute_closed``
+    with the outcome (``won``/``lost``); anything else ``order.payment.dispute_updated``.
+    """
+    order = Order.get(order_id) if order_id else None
+    if order is None:
+        intent_id = dispute.get("payment_intent")
+        if not isinstance(intent_id, str) and isinstance(dispute.get("charge"), str):
+            intent_id = get_gateway().retrieve_charge(dispute["charge"]).payment_intent
+        order = Order.objects(payment_intent_id=intent_id).first() if intent_id else None
+    if order is None:
+        return "unknown_order"
+    oid = str(order.id)
+    record = dispute_record(dispute, event_created)
+    status = record["status"] or "unknown"
+    for _ in range(5):
+        current = order if order is not None else Order.get(oid)
+        order = None
+        if current is None:
+            return "unknown_order"
+        kept = (current.disputes or {}).get(record["id"])
+        if kept is not None and kept.get("eventCreated", 0) > record["eventCreated"]:
+            return "stale"
+        if kept is not None and {**kept, "eventCreated": 0} == {**record, "eventCreated": 0}:
+            return "unchanged"
+        if status in _DISPUTE_CLOSED:
+            kinds: tuple[EventType, ...] = (EventType.PAYMENT_DISPUTE_CLOSED,)
+        elif kept is None:
+            kinds = (EventType.PAYMENT_DISPUTED,)
+        else:
+            kinds = (EventType.PAYMENT_DISPUTE_UPDATED,)
+        data = {
+            "disputeId": record["id"],
+            "amountCents": record["amountCents"],
+            "currency": record["currency"],
+            "reason": record["reason"],
+            "disputeStatus": status,
+            "dueBy": record["dueBy"],
+            "stripeEvent": event_type,
+            "source": "stripe",
+        }
+        if status in _DISPUTE_CLOSED:
+            data["outcome"] = status
+        moved = Order.update_fields(
+            current,
+            actor="stripe",
+            fields={f"disputes.{record['id']}": record, "dispute_status": status},
+            events=kinds,
+            event_data=data,
+            note=f"dispute {record['id']}: {status}",
+        )
+        if moved is not None:
+            break
+    else:
+        raise TransientError("order kept changing while recording its dispute")
+    DISPUTES.labels(event_type, status).inc()
+    amount = f"{record['amountCents']} {(record['currency'] or '').upper()}".strip()
+    Order.flag_attention(
+        oid,
+        f"payment disputed ({record['reason']}): {amount}, {status}"
+        + (f", respond by {record['dueBy']}" if record["dueBy"] else ""),
+        "stripe",
+    )
+    flush_outbox("orders", oid)
+    return status
 
 
 @celery_app.task(bind=True, base=OrderTask, name="payments.refund_payment")

@@ -170,6 +170,18 @@ def order_stats(user: CurrentUser):
         paid_count += row.get("paidCount") or 0
     midnight = now_utc().replace(hour=0, minute=0, second=0, microsecond=0)
     today = coll.count_documents({**match, "created_at": {"$gte": midnight}})
+    disputes = {"total": 0, "open": 0, "won": 0, "lost": 0}
+    for row in coll.aggregate(
+        [
+            {"$match": {**match, "dispute_status": {"$type": "string"}}},
+            {"$group": {"_id": "$dispute_status", "n": {"$sum": 1}}},
+        ]
+    ):
+        disputes["total"] += row["n"]
+        key = row["_id"] if row["_id"] in ("won", "lost") else "open"
+        if row["_id"] in ("warning_closed", "prevented"):
+            continue  # closed without a chargeback
+        disputes[key] += row["n"]
     return success(
         {
             "stats": {
@@ -178,6 +190,7 @@ def order_stats(user: CurrentUser):
                 "totalRevenueCents": paid - refunded,
                 "averageOrderCents": round(paid / paid_count) if paid_count else 0,
                 "ordersToday": today,
+                "disputes": disputes,
                 "currency": get_settings().currency,
             }
         }

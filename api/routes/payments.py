@@ -31,15 +31,27 @@ from workflows.errors import PermanentError
 from workflows.states import PAID_STATUSES, TERMINAL, OrderStatus
 
 router = APIRouter(prefix="/api/payments", tags=["payments"])
-HANDLED_WEBHOOKS = frozenset(
+INTENT_WEBHOOKS = frozenset(
     {
         "payment_intent.succeeded",
         "payment_intent.payment_failed",
         "payment_intent.canceled",
         "payment_intent.requires_action",
         "payment_intent.processing",
+        "payment_intent.amount_capturable_updated",
     }
 )
+DISPUTE_WEBHOOKS = frozenset(
+    {
+        "charge.dispute.created",
+        "charge.dispute.updated",
+        "charge.dispute.closed",
+        "charge.dispute.funds_withdrawn",
+        "charge.dispute.funds_reinstated",
+    }
+)
+REFUND_WEBHOOKS = frozenset({"charge.refunded", "charge.refund.updated"})
+HANDLED_WEBHOOKS = INTENT_WEBHOOKS | DISPUTE_WEBHOOKS | REFUND_WEBHOOKS
 SAVE_PATTERN = r"^(pm|card|src|tok)_[A-Za-z0-9_]{3,64}$"
 
 
@@ -135,13 +147,21 @@ def create_intent(body: OrderRef, user: CurrentUser):
 @router.post("/confirm", status_code=202, summary="Pay a waiting order with a saved method")
 def confirm(body: ConfirmBody, user: CurrentUser):
     order = _own_order(body.order_id, user)
-    if order.status_enum != OrderStatus.PAYMENT_PENDING:
-        raise ApiError(409, "INVALID_TRANSITION", f"order is {order.status}: nothing to confirm")
     owner = User.by_id(order.user_id)
     if owner is None:
         raise not_found("payment method")
     # Checked here, not in the step: the caller learns at once (404) that the card is not
-    # theirs, and the order keeps waiting for a usable one instead of failing.
+    # theirs, and the order keeps waiting for a usable one instead of failing. Read first
+    # (unknown or someone else's → 404 whatever the order's state), attached only once
+    # the order is known to be waiting for it.
+    try:
+        method = get_gateway().get_payment_method(body.payment_method_id)
+    except NotFoundInStripe as exc:
+        raise not_found("payment method") from exc
+    if method.customer is not None and method.customer != owner.stripe_customer_id:
+        raise not_found("payment method")
+    if order.status_enum != OrderStatus.PAYMENT_PENDING:
+        raise ApiError(409, "INVALID_TRANSITION", f"order is {order.status}: nothing to confirm")
     _claim_for(owner, body.payment_method_id)
     moved = Order.update_fields(
         order,
@@ -321,6 +341,8 @@ def _handle_webhook(payload: bytes, signature: str | None):
         raise ApiError(400, "MALFORMED_EVENT", "webhook event without id or data.object")
     if event_type not in HANDLED_WEBHOOKS:
         return success({"received": True, "ignored": event_type}, message="event type ignored")
+    if event_type in DISPUTE_WEBHOOKS or event_type in REFUND_WEBHOOKS:
+        return _charge_event(event, event_type, obj)
     order_id = (obj.get("metadata") or {}).get("order_id")
     if order_id:
         order = Order.get(order_id)
@@ -340,5 +362,43 @@ def _handle_webhook(payload: bytes, signature: str | None):
         dispatch.enqueue_task("payments.sync_intent", order_id=order_id, source="webhook")
     except Exception as exc:
         WebhookEvent.forget(event_id)  # let Stripe's retry be processed
+        raise ApiError(503, "BROKER_UNAVAILABLE", "could not queue the webhook; retry") from exc
+    return success({"received": True, "orderId": order_id})
+
+
+def _charge_event(event: dict[str, Any], event_type: str, obj: dict[str, Any]):
+    """Refunds and disputes made in Stripe (Dashboard, support, Radar, the card network).
+
+    They name a charge (and usually its intent); the order is found by its intent. They
+    are acted on whatever the order's status (a shipped or refunded order can still be
+    disputed). The worker re-reads refunds from Stripe; a dispute is recorded from the
+    verified event (event ``created`` orders out-of-order deliveries).
+    """
+    event_id = str(event["id"])
+    intent_id = obj.get("payment_intent")
+    if isinstance(intent_id, dict):
+        intent_id = intent_id.get("id")
+    # A charge, a refund (charge.refund.updated) and a dispute all name the intent; a
+    # dispute may not (payment_intent null): the worker then asks Stripe for its charge.
+    order = Order.objects(payment_intent_id=intent_id).first() if intent_id else None
+    order_id = str(order.id) if order else None
+    if event_type in REFUND_WEBHOOKS and order is None:
+        return success({"received": True, "ignored": "unknown order"})
+    if not WebhookEvent.record_once(event_id, event_type, order_id):
+        WEBHOOK_DUPLICATES.inc()
+        return success({"received": True, "duplicate": True}, message="duplicate ignored")
+    try:
+        if event_type in REFUND_WEBHOOKS:
+            dispatch.enqueue_task("payments.sync_refunds", order_id=order_id, source="webhook")
+        else:
+            dispatch.enqueue_task(
+                "payments.record_dispute",
+                dispute=obj,
+                event_type=event_type,
+                event_created=int(event.get("created") or 0),
+                order_id=order_id,
+            )
+    except Exception as exc:
+        WebhookEvent.forget(event_id)
         raise ApiError(503, "BROKER_UNAVAILABLE", "could not queue the webhook; retry") from exc
     return success({"received": True, "orderId": order_id})

@@ -113,6 +113,16 @@ class Settings(BaseSettings):
     ws_auth_timeout: float = 10.0
     ws_resume_wait: float = 0.3  # how long a fresh socket waits for a resume before going live
 
+    # Payments as Stripe runs them (issue 14)
+    # automatic: charge at order; manual: authorize at order, capture at ship.
+    payment_capture: Literal["automatic", "manual"] = "automatic"
+    # Stripe keeps an uncaptured card authorization 7 days; act this long before it lapses.
+    authorization_validity_seconds: int = 7 * 24 * 3600
+    authorization_expiry_margin_seconds: int = 12 * 3600
+    # Money-kept sweep: intents created within the lookback, at most this many per run.
+    auto_refund_lookback_seconds: int = 2 * 24 * 3600
+    auto_refund_scan_limit: int = 500
+
     # Paths
     data_dir: str = ".data"
 

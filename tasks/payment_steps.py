@@ -23,7 +23,7 @@ from gateways.stripe_gateway import (
 )
 from models.order import Order, parse_order_id
 from models.user import User
-from monitoring.metrics import DISPUTES, STEP_SECONDS, STRIPE_REFUNDS_RECORDED
+from monitoring.metrics import AUTO_REFUNDS, DISPUTES, STEP_SECONDS, STRIPE_REFUNDS_RECORDED
 from tasks.app import celery_app
 from tasks.base import OrderTask, stop_chain
 from tasks.dispatch import enqueue_chain
@@ -32,7 +32,7 @@ from tasks.order_steps import load_for_step
 from tasks.outcomes import end_order
 from workflows.errors import PermanentError, TransientError
 from workflows.events import EventType
-from workflows.payments import payment_mismatch
+from workflows.payments import money_kept, payment_mismatch
 from workflows.states import PAYABLE, TERMINAL, OrderStatus
 
 log = structlog.get_logger(__name__)
@@ -498,3 +498,88 @@ def sync_intent(self: OrderTask, order_id: str, source: str = "webhook") -> str:
     if moved.status_enum == OrderStatus.CONFIRMED:
         enqueue_chain(order_id, moved.correlation_id, OrderStatus.CONFIRMED)
     return moved.status
+
+
+def return_kept_payment(order: Order, intent: IntentInfo, *, via: str) -> str:
+    """Refund what ``intent`` holds if its order will never ship (``money_kept``).
+
+    The order's own intent is refunded under the cancel compensation's key (whichever of
+    the two runs first makes the refund, the other finds it) and recorded like any refund;
+    ``paid_cents`` is set to what was received so the books balance. A second intent that
+    charged the same order is refunded and told in the timeline only.
+    """
+    oid = str(order.id)
+    own = intent.id == order.payment_intent_id
+    if not money_kept(
+        order.status,
+        intent_status=intent.status,
+        received_cents=intent.amount_received,
+        refunded_cents=intent.refunded_cents,
+        is_orders_intent=own,
+    ):
+        return "nothing"
+    key = "compensation" if own else f"second-charge:{intent.id}"
+    reason = (
+        "paid after the order ended: returned automatically"
+        if own
+        else "second charge for this order: returned automatically"
+    )
+    if own:
+        Order._get_collection().update_one(
+            {"_id": order.id, "paid_cents": {"$lt": intent.amount_received}},
+            {"$set": {"paid_cents": intent.amount_received}},
+        )
+    try:
+        refund = get_gateway().refund(
+            intent_id=intent.id, amount_cents=None, idempotency_key=refund_key(oid, key)
+        )
+    except PermanentError as exc:
+        if exc.code == "charge_already_refunded":
+            return "nothing"
+        raise
+    actor = f"system:auto-refund:{via}"
+    if own:
+        record_refund(oid, refund, key=key, actor=actor, reason=reason, source="api")
+    else:
+        Order.push_events(
+            oid,
+            (EventType.PAYMENT_REFUNDED,),
+            {
+                "refundId": refund.id,
+                "amountCents": refund.amount,
+                "paymentIntentId": intent.id,
+                "actor": actor,
+                "reason": reason,
+                "source": "api",
+            },
+        )
+    AUTO_REFUNDS.labels(via).inc()
+    log.warning("kept_payment_returned", intent_id=intent.id, amount=refund.amount, via=via)
+    flush_outbox("orders", oid)
+    return "refunded"
+
+
+@celery_app.task(bind=True, base=OrderTask, name="payments.return_kept_payment")
+def return_kept_payment_task(self: OrderTask, order_id: str, intent_id: str, via: str) -> str:
+    """Webhook path of ``return_kept_payment`` (``payment_intent.succeeded`` too late)."""
+    order = Order.get(order_id)
+    if order is None:
+        return "unknown_order"
+    return return_kept_payment(order, get_gateway().retrieve_intent(intent_id), via=via)
+
+
+def return_kept_payments(limit: int, lookback_seconds: int) -> dict[str, int]:
+    """Beat: recent intents carrying our ``metadata.order_id`` that hold money for an order
+    that will never ship are refunded (a bounded slice: ``limit`` newest in the lookback)."""
+    counts = {"kept_checked": 0, "kept_returned": 0}
+    since = int(time.time()) - lookback_seconds
+    for intent in get_gateway().list_intents(created_after=since, limit=limit):
+        if not intent.order_id or intent.status != "succeeded":
+            continue
+        if intent.amount_received - intent.refunded_cents <= 0:
+            continue
+        counts["kept_checked"] += 1
+        order = Order.get(intent.order_id)
+        if order is not None and return_kept_payment(order, intent, via="sweep") == "refunded":
+            counts["kept_returned"] += 1
+    return counts

@@ -28,7 +28,7 @@ from tasks.dispatch import enqueue_chain, resume
 from tasks.events import flush_outbox
 from tasks.order_steps import deliver_due_orders
 from tasks.outcomes import end_order
-from tasks.payment_steps import settle_from_intent
+from tasks.payment_steps import return_kept_payments, settle_from_intent
 from workflows.events import EventType
 from workflows.reconciliation import PaymentAction, payment_action, stuck_action
 from workflows.states import FINISHED, PAYABLE, TERMINAL, WAITING_ON_CUSTOMER, OrderStatus
@@ -156,6 +156,10 @@ def reconcile_payments() -> dict[str, int]:
                 oid, OrderStatus.FAILED, reason="payment_timeout", actor="beat:payments"
             )
             counts["timed_out"] += int(ended is not None and ended.status == "failed")
+    # Money held for orders that will never ship goes back, with no operator action.
+    counts.update(
+        return_kept_payments(settings.auto_refund_scan_limit, settings.auto_refund_lookback_seconds)
+    )
     return counts
 
 

@@ -18,3 +18,29 @@ def payment_mismatch(
         f"payment amount mismatch: received {received_cents} {(received_currency or '?').upper()}"
         f", order total {total_cents} {(order_currency or '?').upper()}"
     )
+
+
+# An order in one of these will never ship: money it holds must go back.
+ENDED_UNSHIPPED: frozenset[str] = frozenset({"cancelled", "failed"})
+
+
+def money_kept(
+    order_status: str | None,
+    *,
+    intent_status: str,
+    received_cents: int,
+    refunded_cents: int,
+    is_orders_intent: bool,
+) -> bool:
+    """True when an intent holds money that must be returned automatically.
+
+    A succeeded intent with something left unrefunded whose order ended without shipping
+    (``cancelled``/``failed``: the customer paid in the browser while it was being
+    cancelled, a compensation was lost), or that is not the order's own intent at all (a
+    second charge for one order). An intent whose order we do not know is not ours to judge.
+    """
+    if intent_status != "succeeded" or received_cents - refunded_cents <= 0:
+        return False
+    if order_status is None:
+        return False
+    return order_status in ENDED_UNSHIPPED or not is_orders_intent

@@ -349,6 +349,18 @@ def _handle_webhook(payload: bytes, signature: str | None):
     else:  # no metadata: find the order by its intent
         order = Order.objects(payment_intent_id=obj["id"]).first() if obj.get("id") else None
         order_id = str(order.id) if order else None
+    if order is not None and _money_to_return(event_type, obj, order):
+        # Paid for an order that will never ship (or a second charge): refunded by a worker.
+        if not WebhookEvent.record_once(event_id, event_type, order_id):
+            WEBHOOK_DUPLICATES.inc()
+            return success({"received": True, "duplicate": True}, message="duplicate ignored")
+        return _enqueue_or_forget(
+            event_id,
+            "payments.return_kept_payment",
+            order_id=order_id,
+            intent_id=obj["id"],
+            via="webhook",
+        )
     if order is not None and order.status_enum in PAID_STATUSES | TERMINAL:
         # Past payment for good: acting on it would change nothing (the chain, a resume or
         # an earlier delivery settled it), so neither a dedupe record nor a task is needed.
@@ -402,3 +414,19 @@ def _charge_event(event: dict[str, Any], event_type: str, obj: dict[str, Any]):
         WebhookEvent.forget(event_id)
         raise ApiError(503, "BROKER_UNAVAILABLE", "could not queue the webhook; retry") from exc
     return success({"received": True, "orderId": order_id})
+
+
+def _money_to_return(event_type: str, obj: dict[str, Any], order: Order) -> bool:
+    if event_type != "payment_intent.succeeded" or not isinstance(obj.get("id"), str):
+        return False
+    ended = order.status_enum in (OrderStatus.CANCELLED, OrderStatus.FAILED)
+    return ended or (bool(order.payment_intent_id) and obj["id"] != order.payment_intent_id)
+
+
+def _enqueue_or_forget(event_id: str, task: str, **kwargs: Any):
+    try:
+        dispatch.enqueue_task(task, **kwargs)
+    except Exception as exc:
+        WebhookEvent.forget(event_id)  # let Stripe's retry be processed
+        raise ApiError(503, "BROKER_UNAVAILABLE", "could not queue the webhook; retry") from exc
+    return success({"received": True, "orderId": kwargs.get("order_id")})

@@ -105,6 +105,8 @@ class IntentInfo:
     capture_method: str | None = None
     # Why it was canceled (``requested_by_customer``, ``abandoned``, ``automatic`` …), if it was.
     cancellation_reason: str | None = None
+    # What an authorization (``requires_capture``) holds; 0 otherwise.
+    amount_capturable: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,6 +240,13 @@ def _intent_info(data: dict[str, Any]) -> IntentInfo:
         charge_id=_id_of(charge),
         capture_method=data.get("capture_method"),
         cancellation_reason=data.get("cancellation_reason"),
+        amount_capturable=int(
+            data.get("amount_capturable")
+            if data.get("amount_capturable") is not None
+            else (data.get("amount") or 0)
+            if data.get("status") == "requires_capture"
+            else 0
+        ),
     )
 
 
@@ -458,8 +467,12 @@ class StripeGateway:
         currency: str,
         customer_id: str,
         payment_method_id: str | None = None,
+        capture_method: str = "automatic",
     ) -> IntentInfo:
         """Create an unconfirmed card PaymentIntent for an order.
+
+        ``capture_method="manual"`` authorizes only: confirm ends ``requires_capture`` and
+        ``capture_intent`` takes the money (Stripe keeps the authorization 7 days).
 
         ``metadata.order_id`` ties it to the order (reconciliation finds it that way). The
         idempotency key ``order:{order_id}:create_intent`` makes Stripe return the same intent
@@ -475,6 +488,8 @@ class StripeGateway:
             "payment_method_types": ["card"],
             "expand": _INTENT_EXPAND,
         }
+        if capture_method == "manual":
+            params["capture_method"] = "manual"
         if payment_method_id:
             params["payment_method"] = payment_method_id
         intent = self._client.v1.payment_intents.create(
@@ -527,6 +542,32 @@ class StripeGateway:
             if current.status == "requires_confirmation" or never_tried:
                 raise  # a real refusal (e.g. no payment method set): the caller's bug
             return current
+        return _intent_info(_as_dict(intent))
+
+    @_translate_errors
+    def capture_intent(self, intent_id: str) -> IntentInfo:
+        """Capture an authorized (``requires_capture``) intent in full; return its state.
+
+        A capture answered 400 because it already happened (a retry after a lost answer)
+        returns the ``succeeded`` intent; an authorization that is gone (canceled, expired)
+        raises ``PermanentError`` (code ``authorization_lost``).
+        """
+        try:
+            intent = self._client.v1.payment_intents.capture(
+                intent_id,
+                {"expand": _INTENT_EXPAND},
+                {"idempotency_key": idempotency_key("intent", intent_id, "capture")},
+            )
+        except stripe.InvalidRequestError as exc:
+            if exc.http_status != 400:
+                raise
+            current = self.retrieve_intent(intent_id)
+            if current.status == "succeeded":
+                return current
+            raise PermanentError(
+                f"payment {intent_id} cannot be captured ({current.status})",
+                code="authorization_lost",
+            ) from exc
         return _intent_info(_as_dict(intent))
 
     @_translate_errors

@@ -85,6 +85,9 @@ class Order(Document):
     client_secret = StringField(default=None, null=True)
     next_action = StringField(default=None, null=True)
     paid_cents = IntField(default=0)
+    # Manual capture: what the card authorization holds and since when (0/None: none).
+    authorized_cents = IntField(default=0)
+    authorized_at = DateTimeField(default=None, null=True)
     refunded_cents = IntField(default=0)
     refunds = ListField(DictField(), default=list)
     # Disputes Stripe reported, by dispute id; dispute_status is the latest one's status.

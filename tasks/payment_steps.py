@@ -14,6 +14,7 @@ from typing import Any
 
 import structlog
 
+from core.settings import get_settings
 from gateways.stripe_gateway import (
     IntentInfo,
     NotFoundInStripe,
@@ -21,7 +22,7 @@ from gateways.stripe_gateway import (
     RefundInfo,
     get_gateway,
 )
-from models.order import Order, parse_order_id
+from models.order import Order, now_utc, parse_order_id
 from models.user import User
 from monitoring.metrics import AUTO_REFUNDS, DISPUTES, STEP_SECONDS, STRIPE_REFUNDS_RECORDED
 from tasks.app import celery_app
@@ -32,7 +33,7 @@ from tasks.order_steps import load_for_step
 from tasks.outcomes import end_order
 from workflows.errors import PermanentError, TransientError
 from workflows.events import EventType
-from workflows.payments import money_kept, payment_mismatch
+from workflows.payments import ENDED_UNSHIPPED, money_kept, payment_mismatch
 from workflows.states import PAYABLE, TERMINAL, OrderStatus
 
 log = structlog.get_logger(__name__)
@@ -72,6 +73,7 @@ def create_intent(order: Order) -> IntentInfo:
         currency=order.currency,
         customer_id=customer_id,
         payment_method_id=order.payment_method_id,
+        capture_method=get_settings().payment_capture,
     )
 
 
@@ -163,6 +165,36 @@ def settle_from_intent(order: Order, intent: IntentInfo, *, actor: str) -> Order
             actor=actor,
             fields={"paid_cents": intent.amount_received, "next_action": None},
             event_data={"paymentIntentId": intent.id, "amountCents": intent.amount_received},
+        )
+    if intent.status == "requires_capture":
+        # Manual capture: the card is authorized; the money is taken when the order ships.
+        mismatch = payment_mismatch(
+            order.total_cents, order.currency, intent.amount_capturable, intent.currency
+        )
+        if mismatch is not None:
+            log.error("payment_amount_mismatch", intent_id=intent.id, detail=mismatch)
+            if Order.flag_attention(
+                str(order.id), mismatch.replace("received", "authorized"), actor
+            ):
+                flush_outbox("orders", str(order.id))
+            return None
+        return Order.transition_from(
+            str(order.id),
+            PAYABLE,
+            OrderStatus.CONFIRMED,
+            loaded=order,
+            actor=actor,
+            reason="payment authorized",
+            fields={
+                "authorized_cents": intent.amount_capturable,
+                "authorized_at": now_utc(),
+                "next_action": None,
+            },
+            event_data={
+                "paymentIntentId": intent.id,
+                "amountCents": intent.amount_capturable,
+                "authorized": True,
+            },
         )
     if intent.status == "requires_action":
         if status == OrderStatus.REQUIRES_ACTION:
@@ -476,7 +508,20 @@ def refund_payment(
     )
     if intent is None or intent.status != "succeeded":
         if intent is not None:
-            get_gateway().cancel_intent(intent.id)
+            voided = get_gateway().cancel_intent(intent.id)
+            if intent.status == "requires_capture":
+                # Manual capture, not shipped: the authorization is voided, nothing refunded.
+                Order.push_events(
+                    order_id,
+                    (EventType.ORDER_COMPENSATED,),
+                    {
+                        "compensation": "cancel_authorization",
+                        "paymentIntentId": intent.id,
+                        "intentStatus": voided.status,
+                    },
+                )
+                flush_outbox("orders", order_id)
+                return "authorization_canceled"
         return "nothing_to_refund"
     final = OrderStatus.REFUNDED if full and order.status_enum not in TERMINAL else None
     return refund_order(
@@ -574,6 +619,12 @@ def return_kept_payments(limit: int, lookback_seconds: int) -> dict[str, int]:
     counts = {"kept_checked": 0, "kept_returned": 0}
     since = int(time.time()) - lookback_seconds
     for intent in get_gateway().list_intents(created_after=since, limit=limit):
+        if intent.order_id and intent.status == "requires_capture":
+            order = Order.get(intent.order_id)  # an authorization for an ended order: void it
+            if order is not None and order.status in ENDED_UNSHIPPED:
+                get_gateway().cancel_intent(intent.id)
+                counts["kept_returned"] += 1
+            continue
         if not intent.order_id or intent.status != "succeeded":
             continue
         if intent.amount_received - intent.refunded_cents <= 0:

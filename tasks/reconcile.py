@@ -24,6 +24,7 @@ from models.order import Order, now_utc
 from models.product import Product
 from monitoring.metrics import RECONCILIATION_ACTIONS
 from tasks.app import celery_app
+from tasks.capture import capture_for_shipping
 from tasks.dispatch import enqueue_chain, resume
 from tasks.events import flush_outbox
 from tasks.order_steps import deliver_due_orders
@@ -160,7 +161,34 @@ def reconcile_payments() -> dict[str, int]:
     counts.update(
         return_kept_payments(settings.auto_refund_scan_limit, settings.auto_refund_lookback_seconds)
     )
+    counts["authorizations_captured"] = capture_expiring_authorizations()
     return counts
+
+
+def capture_expiring_authorizations(limit: int = 100) -> int:
+    """Manual capture: an authorization about to lapse (Stripe keeps it 7 days) on an order
+    that has not shipped yet is captured now, so the money is not lost; the order is flagged
+    so an operator sees why it waited, and it ships (or is refunded) as usual afterwards."""
+    settings = get_settings()
+    keep = settings.authorization_validity_seconds - settings.authorization_expiry_margin_seconds
+    edge = now_utc() - timedelta(seconds=max(keep, 0))
+    captured = 0
+    expiring = Order.objects(
+        status=OrderStatus.CONFIRMED.value,
+        authorized_cents__gt=0,
+        paid_cents=0,
+        authorized_at__lte=edge,
+    ).limit(limit)
+    for order in expiring:
+        if capture_for_shipping(order, actor="beat:payments") is not None:
+            captured += 1
+            Order.flag_attention(
+                str(order.id),
+                "card authorization about to expire: captured before shipping",
+                "beat:payments",
+            )
+            flush_outbox("orders", str(order.id))
+    return captured
 
 
 # -- leaked holds ---------------------------------------------------------------------------

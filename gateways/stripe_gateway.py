@@ -299,6 +299,30 @@ def _is_real_stripe(api_base: str) -> bool:
     return (urlparse(api_base).hostname or "") == STRIPE_API_HOST
 
 
+# Stripe's documented CSP for Stripe.js, Elements and 3-D Secure
+# (https://docs.stripe.com/security/guide#content-security-policy).
+STRIPE_JS_SOURCES = ("https://js.stripe.com", "https://*.js.stripe.com")
+STRIPE_CSP = {
+    "script-src": STRIPE_JS_SOURCES,
+    "frame-src": (*STRIPE_JS_SOURCES, "https://hooks.stripe.com"),
+    "connect-src": ("https://api.stripe.com",),
+}
+
+
+def csp_sources(api_base: str) -> dict[str, tuple[str, ...]]:
+    """What the pages' Content-Security-Policy must allow for Stripe, per directive.
+
+    With Stripe's API base: Stripe's documented hosts (Stripe.js is served from
+    js.stripe.com, not from the API host). With an emulator: its own origin, which serves
+    the fake Stripe.js and answers its calls.
+    """
+    if _is_real_stripe(api_base):
+        return dict(STRIPE_CSP)
+    parts = urlparse(api_base)
+    origin = (f"{parts.scheme}://{parts.netloc}",)
+    return {"script-src": origin, "frame-src": origin, "connect-src": origin}
+
+
 # --------------------------------------------------------------------------- gateway
 class StripeGateway:
     """Customers, payment methods, intents, refunds and webhook verification.

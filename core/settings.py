@@ -119,9 +119,10 @@ class Settings(BaseSettings):
     # Stripe keeps an uncaptured card authorization 7 days; act this long before it lapses.
     authorization_validity_seconds: int = 7 * 24 * 3600
     authorization_expiry_margin_seconds: int = 12 * 3600
-    # Money-kept sweep: intents created within the lookback, at most this many per run.
+    # The intents sweep (orphans, money kept for unshipped orders): intents created within
+    # the lookback, at most this many (newest first) per run.
     auto_refund_lookback_seconds: int = 2 * 24 * 3600
-    auto_refund_scan_limit: int = 500
+    auto_refund_scan_limit: int = 1000
 
     # Paths
     data_dir: str = ".data"

@@ -613,12 +613,11 @@ def return_kept_payment_task(self: OrderTask, order_id: str, intent_id: str, via
     return return_kept_payment(order, get_gateway().retrieve_intent(intent_id), via=via)
 
 
-def return_kept_payments(limit: int, lookback_seconds: int) -> dict[str, int]:
-    """Beat: recent intents carrying our ``metadata.order_id`` that hold money for an order
-    that will never ship are refunded (a bounded slice: ``limit`` newest in the lookback)."""
+def return_kept_payments(intents: list[IntentInfo]) -> dict[str, int]:
+    """Beat: of ``intents`` (a recent slice), those carrying our ``metadata.order_id`` that
+    hold money for an order that will never ship are refunded (authorizations voided)."""
     counts = {"kept_checked": 0, "kept_returned": 0}
-    since = int(time.time()) - lookback_seconds
-    for intent in get_gateway().list_intents(created_after=since, limit=limit):
+    for intent in intents:
         if intent.order_id and intent.status == "requires_capture":
             order = Order.get(intent.order_id)  # an authorization for an ended order: void it
             if order is not None and order.status in ENDED_UNSHIPPED:

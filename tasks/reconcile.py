@@ -157,10 +157,6 @@ def reconcile_payments() -> dict[str, int]:
                 oid, OrderStatus.FAILED, reason="payment_timeout", actor="beat:payments"
             )
             counts["timed_out"] += int(ended is not None and ended.status == "failed")
-    # Money held for orders that will never ship goes back, with no operator action.
-    counts.update(
-        return_kept_payments(settings.auto_refund_scan_limit, settings.auto_refund_lookback_seconds)
-    )
     counts["authorizations_captured"] = capture_expiring_authorizations()
     return counts
 
@@ -207,15 +203,25 @@ def reconcile_leaked_holds() -> dict[str, int]:
 
 # -- orphan intents -------------------------------------------------------------------------
 def reconcile_orphan_intents() -> dict[str, int]:
-    """Intents carrying our metadata.order_id that their order does not know: cancel them."""
+    """One pass over recent intents carrying our metadata.order_id (a bounded slice: the
+    newest AUTO_REFUND_SCAN_LIMIT within AUTO_REFUND_LOOKBACK_SECONDS):
+
+    * money held for an order that will never ship (succeeded and unrefunded, or an
+      authorization, for a cancelled/failed order; a second charge) goes back, with no
+      operator action (``return_kept_payments``);
+    * an open intent its order does not know is cancelled.
+    """
+    settings = get_settings()
     counts = {"checked": 0, "cancelled": 0}
     gateway = get_gateway()
     now = now_utc()
-    since = int((now - timedelta(days=2)).timestamp())
+    since = int(now.timestamp()) - settings.auto_refund_lookback_seconds
     # Young intents may be a step's own, not stored yet: leave them a grace period.
-    grace_edge = int(now.timestamp()) - get_settings().orphan_intent_grace_seconds
-    for intent in gateway.list_intents(created_after=since, limit=1000):
-        if not intent.order_id or intent.status in ("succeeded", "canceled"):
+    grace_edge = int(now.timestamp()) - settings.orphan_intent_grace_seconds
+    intents = gateway.list_intents(created_after=since, limit=settings.auto_refund_scan_limit)
+    counts.update(return_kept_payments(intents))
+    for intent in intents:
+        if not intent.order_id or intent.status in ("succeeded", "canceled", "requires_capture"):
             continue
         if intent.created is not None and intent.created > grace_edge:
             continue

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.envelope import ApiError, not_found
@@ -140,3 +140,11 @@ def ensure_owner_or_admin(user: User, owner_id: str | None, what: str) -> None:
         return
     if owner_id is None or str(owner_id) != str(user.id):
         raise not_found(what)
+
+
+# The ``Idempotency-Key`` request header (POST /api/orders, POST /api/payments/refund): the
+# same key with the same body replays the first answer; with another body → 409.
+IdempotencyKey = Annotated[
+    str | None,
+    Header(alias="Idempotency-Key", min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$"),
+]

@@ -7,7 +7,6 @@ import os
 import socket
 from contextlib import asynccontextmanager
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -38,6 +37,7 @@ from api.routes import (
 from api.routes.realtime import close_event_hub
 from core.db import connect_mongo
 from core.settings import Settings, get_settings
+from gateways.stripe_gateway import csp_sources
 from models.event import announce
 from monitoring.event_metrics import install_event_metrics
 from monitoring.logging import configure_logging, get_logger
@@ -58,11 +58,6 @@ async def lifespan(app: FastAPI):
     await close_event_hub(app)
     await asyncio.to_thread(announce, EventType.SYSTEM_SHUTDOWN, API_SOURCE, {"component": "api"})
     log.info("api_stopped")
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -122,7 +117,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Correlation-ID"],
         expose_headers=["X-Correlation-ID", "Location", "Retry-After"],
     )
-    app.add_middleware(SecurityHeadersMiddleware, stripe_origin=_origin(settings.stripe_api_base))
+    app.add_middleware(
+        SecurityHeadersMiddleware,
+        stripe_sources=csp_sources(settings.stripe_api_base),
+        page_origin=settings.public_base_url,
+    )
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(CorrelationMiddleware)
     return app

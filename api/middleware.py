@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -135,16 +137,32 @@ class BodySizeLimitMiddleware:
 
 
 class SecurityHeadersMiddleware:
-    """Adds conservative security headers; the CSP allows the Stripe.js origin only."""
+    """Adds conservative security headers; the CSP allows Stripe's hosts only.
 
-    def __init__(self, app: ASGIApp, stripe_origin: str) -> None:
+    ``stripe_sources`` (per directive, from the gateway's ``csp_sources``): Stripe's
+    documented Stripe.js / 3-D Secure / API hosts in production, the emulator's origin in
+    dev. The WebSocket is allowed to the page's own origin only (``page_origin``, the
+    public base URL, in its ws/wss form), not to any ``ws:``/``wss:`` host.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        stripe_sources: Mapping[str, Sequence[str]],
+        page_origin: str,
+    ) -> None:
         self.app = app
+
+        def allow(directive: str, *extra: str) -> str:
+            sources = ["'self'", *extra, *stripe_sources.get(directive, ())]
+            return f"{directive} {' '.join(dict.fromkeys(sources))}; "
+
         self.csp = (
             "default-src 'self'; "
-            f"script-src 'self' {stripe_origin}; "
-            f"frame-src 'self' {stripe_origin}; "
-            f"connect-src 'self' ws: wss: {stripe_origin}; "
-            "img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+            + allow("script-src")
+            + allow("frame-src")
+            + allow("connect-src", *_websocket_origin(page_origin))
+            + "img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
             "object-src 'none'; base-uri 'self'; frame-ancestors 'none'"
         )
         # Swagger UI boots with one inline script.
@@ -170,3 +188,10 @@ class SecurityHeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def _websocket_origin(page_origin: str) -> tuple[str, ...]:
+    """``https://shop.example`` → ``wss://shop.example`` (``http`` → ``ws``); () if unusable."""
+    parts = urlsplit(page_origin or "")
+    scheme = {"https": "wss", "http": "ws"}.get(parts.scheme)
+    return (f"{scheme}://{parts.netloc}",) if scheme and parts.netloc else ()

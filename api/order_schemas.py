@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -54,11 +52,6 @@ class OrderCreate(ApiModel):
             raise ValueError("each sku may appear once; put the total in quantity")
         return items
 
-    def fingerprint(self) -> str:
-        """Stable hash of the request body, to tell a replay from a different request."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()
-
 
 class OrderUpdate(ApiModel):
     shipping_address: ShippingAddress | None = None
@@ -95,6 +88,23 @@ def return_public(ret: dict[str, Any]) -> dict[str, Any]:
     return to_jsonable(ret)
 
 
+def payment_extras_public(order: Order) -> dict[str, Any]:
+    """Payment facts Stripe reported beyond paid/refunded (issue 14): the refunds one by one
+    (``source`` api or stripe) and the disputes, oldest first."""
+    disputes = sorted((order.disputes or {}).values(), key=lambda d: d.get("eventCreated") or 0)
+    return {
+        "refunds": [
+            {"id": r.get("id"), "amountCents": r.get("amountCents"), "source": r.get("source")}
+            for r in order.refunds or []
+        ],
+        "disputes": [
+            {k: d.get(k) for k in ("id", "amountCents", "currency", "reason", "status", "dueBy")}
+            for d in disputes
+        ],
+        "disputeStatus": order.dispute_status,
+    }
+
+
 def order_public(order: Order, keyring: KeyRing | None = None) -> dict[str, Any]:
     """The order as its owner and admins see it (address decrypted for them only)."""
     return {
@@ -125,6 +135,7 @@ def order_public(order: Order, keyring: KeyRing | None = None) -> dict[str, Any]
         "returns": [return_public(r) for r in order.returns or []],
         "needsAttention": bool(order.needs_attention),
         "attentionReason": order.attention_reason,
+        **payment_extras_public(order),
         "correlationId": order.correlation_id,
         "version": order.version,
         "history": history_public(order),
@@ -144,8 +155,8 @@ def order_summary(order: Order) -> dict[str, Any]:
         "totalCents": order.total_cents,
         "currency": order.currency,
         "itemCount": sum(int(i.get("quantity", 0)) for i in order.items or []),
-        "returns": [return_public(r) for r in order.returns or []],
         "needsAttention": bool(order.needs_attention),
+        "disputeStatus": order.dispute_status,
         # Lets a client tell a stale list copy from the live events it already applied.
         "version": order.version,
         "createdAt": iso_utc(order.created_at),

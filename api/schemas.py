@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
@@ -15,6 +18,12 @@ class ApiModel(BaseModel):
         populate_by_name=True,
         str_strip_whitespace=True,
     )
+
+    def fingerprint(self) -> str:
+        """Stable hash of the request body, to tell a replay from a different request
+        (what an ``Idempotency-Key`` is checked against)."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 class PublicModel(BaseModel):

@@ -41,6 +41,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--stuck-seconds", type=int, default=30, help="STUCK_ORDER_SECONDS for beat's resume"
     )
+    p.add_argument(
+        "--capture",
+        choices=("automatic", "manual"),
+        default=None,
+        help="PAYMENT_CAPTURE for every stack (default: the environment's, else automatic)",
+    )
     p.add_argument("--out", type=Path, default=ROOT / "bench/results/chaos.json")
     p.add_argument("--budget", type=float, default=585, help="seconds for the whole run")
     p.add_argument("--one", help=argparse.SUPPRESS)  # run one scenario in this process
@@ -60,6 +66,8 @@ def run_one(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.capture:
+        os.environ["PAYMENT_CAPTURE"] = args.capture  # scenario processes inherit it
     if args.one:
         return run_one(args)
     names = [n.strip() for n in args.scenarios.split(",") if n.strip()]

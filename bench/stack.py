@@ -73,6 +73,8 @@ def base_env() -> dict[str, str]:
         "BEAT_OUTBOX_INTERVAL": "5",
         "BEAT_HEALTH_INTERVAL": "60",
         "PYTHONUNBUFFERED": "1",
+        # `make chaos CHAOS_ARGS="--capture manual"` runs the stacks with manual capture.
+        "PAYMENT_CAPTURE": os.environ.get("PAYMENT_CAPTURE", "automatic"),
     }
 
 

@@ -139,6 +139,16 @@ class Settings(BaseSettings):
     mail_sink_dir: str = ""  # the dev sink's folder: the admin view lists what it caught
     password_reset_ttl_seconds: int = 3600
     email_verification_ttl_seconds: int = 3 * 24 * 3600
+    # Payments as Stripe runs them (issue 14)
+    # automatic: charge at order; manual: authorize at order, capture at ship.
+    payment_capture: Literal["automatic", "manual"] = "automatic"
+    # Stripe keeps an uncaptured card authorization 7 days; act this long before it lapses.
+    authorization_validity_seconds: int = 7 * 24 * 3600
+    authorization_expiry_margin_seconds: int = 12 * 3600
+    # The intents sweep (orphans, money kept for unshipped orders): intents created within
+    # the lookback, at most this many (newest first) per run.
+    auto_refund_lookback_seconds: int = 2 * 24 * 3600
+    auto_refund_scan_limit: int = 1000
 
     # Paths
     data_dir: str = ".data"

@@ -54,6 +54,19 @@ class NotFoundInStripe(PermanentError):
     code = "resource_missing"
 
 
+class PaymentMethodNotOwned(PermanentError):
+    """The payment method belongs to another Stripe customer: callers treat it as absent."""
+
+    code = "payment_method_owned_elsewhere"
+
+
+def idempotency_key(*parts: str) -> str:
+    """The deterministic ``Idempotency-Key`` of one gateway POST: the same logical request
+    (same operation, same objects) always sends the same key, so a retry after a lost
+    answer is answered by Stripe with the first result instead of acting twice."""
+    return "oms:" + ":".join(parts)
+
+
 class WebhookSignatureError(ValueError):
     """A webhook body that must be rejected: missing, bad or stale signature, or not JSON."""
 
@@ -85,6 +98,15 @@ class IntentInfo:
     next_action_type: str | None
     refunded_cents: int = 0
     created: int | None = None
+    # What was actually taken (Stripe's ``amount_received``); 0 until the charge succeeds.
+    amount_received: int = 0
+    # The id of the latest charge (refund and dispute events name charges, not intents).
+    charge_id: str | None = None
+    capture_method: str | None = None
+    # Why it was canceled (``requested_by_customer``, ``abandoned``, ``automatic`` …), if it was.
+    cancellation_reason: str | None = None
+    # What an authorization (``requires_capture``) holds; 0 otherwise.
+    amount_capturable: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +128,9 @@ class RefundInfo:
     status: str | None
     payment_intent: str | None
     created: int | None = None
+    # Our refunds carry ``metadata.idempotency_key``; one made elsewhere (Dashboard) has None.
+    idempotency_key: str | None = None
+    charge: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +212,15 @@ def _intent_info(data: dict[str, Any]) -> IntentInfo:
     # Only an expanded charge carries the refunded amount; an id alone means unknown → 0.
     refunded = (charge.get("amount_refunded") or 0) if isinstance(charge, Mapping) else 0
     metadata = data.get("metadata") or {}
+    received = data.get("amount_received")
+    if received is None:
+        # localstripe has no amount_received: the captured amount of its succeeded charge.
+        captured = (
+            isinstance(charge, Mapping)
+            and charge.get("status") == "succeeded"
+            and charge.get("captured", True)
+        )
+        received = (charge.get("amount_captured") or charge.get("amount") or 0) if captured else 0
     return IntentInfo(
         id=data["id"],
         status=data.get("status") or "",
@@ -202,6 +236,17 @@ def _intent_info(data: dict[str, Any]) -> IntentInfo:
         next_action_type=next_action.get("type"),
         refunded_cents=int(refunded),
         created=data.get("created"),
+        amount_received=int(received or 0),
+        charge_id=_id_of(charge),
+        capture_method=data.get("capture_method"),
+        cancellation_reason=data.get("cancellation_reason"),
+        amount_capturable=int(
+            data.get("amount_capturable")
+            if data.get("amount_capturable") is not None
+            else (data.get("amount") or 0)
+            if data.get("status") == "requires_capture"
+            else 0
+        ),
     )
 
 
@@ -228,6 +273,8 @@ def _refund_info(data: dict[str, Any]) -> RefundInfo:
         status=data.get("status"),
         payment_intent=_id_of(data.get("payment_intent")),
         created=data.get("created"),
+        idempotency_key=(data.get("metadata") or {}).get("idempotency_key"),
+        charge=_id_of(data.get("charge")),
     )
 
 
@@ -250,6 +297,30 @@ def _charge_info(data: dict[str, Any]) -> ChargeInfo:
 
 def _is_real_stripe(api_base: str) -> bool:
     return (urlparse(api_base).hostname or "") == STRIPE_API_HOST
+
+
+# Stripe's documented CSP for Stripe.js, Elements and 3-D Secure
+# (https://docs.stripe.com/security/guide#content-security-policy).
+STRIPE_JS_SOURCES = ("https://js.stripe.com", "https://*.js.stripe.com")
+STRIPE_CSP = {
+    "script-src": STRIPE_JS_SOURCES,
+    "frame-src": (*STRIPE_JS_SOURCES, "https://hooks.stripe.com"),
+    "connect-src": ("https://api.stripe.com",),
+}
+
+
+def csp_sources(api_base: str) -> dict[str, tuple[str, ...]]:
+    """What the pages' Content-Security-Policy must allow for Stripe, per directive.
+
+    With Stripe's API base: Stripe's documented hosts (Stripe.js is served from
+    js.stripe.com, not from the API host). With an emulator: its own origin, which serves
+    the fake Stripe.js and answers its calls.
+    """
+    if _is_real_stripe(api_base):
+        return dict(STRIPE_CSP)
+    parts = urlparse(api_base)
+    origin = (f"{parts.scheme}://{parts.netloc}",)
+    return {"script-src": origin, "frame-src": origin, "connect-src": origin}
 
 
 # --------------------------------------------------------------------------- gateway
@@ -292,8 +363,10 @@ class StripeGateway:
         """Return ``existing_id`` if that customer still exists, else create one.
 
         Stripe keeps deleted customers retrievable with ``deleted: true`` (localstripe answers
-        404): both count as gone. The new customer carries ``metadata.user_id``. No idempotency
-        key: after a deletion the same key would hand back the deleted customer.
+        404): both count as gone. The new customer carries ``metadata.user_id``. The
+        idempotency key names the user *and* the customer being replaced (``first`` when
+        none), so two racing first creates make one customer, while a replacement after a
+        deletion gets a new key (the old one would hand back the deleted customer).
         """
         if existing_id:
             try:
@@ -306,7 +379,10 @@ class StripeGateway:
         params: dict[str, Any] = {"email": email, "metadata": {"user_id": user_id}}
         if name:
             params["name"] = name
-        created = self._client.v1.customers.create(params)  # type: ignore[arg-type]
+        created = self._client.v1.customers.create(
+            params,  # type: ignore[arg-type]
+            {"idempotency_key": idempotency_key("customer", user_id, existing_id or "first")},
+        )
         return created.id
 
     # ---------------------------------------------------------------- payment methods
@@ -325,27 +401,39 @@ class StripeGateway:
         reads the customer's card sources; ``payment_methods.detach`` refuses ``card_…`` ids,
         so ``detach_payment_method`` deletes the source instead.
         """
-        card = self._client.v1.customers.payment_sources.create(customer_id, {"source": token})
+        card = self._client.v1.customers.payment_sources.create(
+            customer_id,
+            {"source": token},
+            {"idempotency_key": idempotency_key("source", customer_id, token)},
+        )
         return _payment_method_info(_as_dict(card))
 
     @_translate_errors
     def attach_payment_method(self, customer_id: str, pm_id: str) -> PaymentMethodInfo:
-        """Attach a ``pm_…`` payment method to the customer and return it.
+        """Make ``pm_id`` the customer's (attaching it once) and return it.
 
-        A card that declines at attach (4000000000000002) raises ``PermanentError``
-        (code ``card_declined``). A method already owned by *another* customer raises
-        ``PermanentError`` (code ``payment_method_owned_elsewhere``): Stripe refuses that too,
-        but localstripe would silently move it. Already attached to this customer: no-op.
+        This is the path of every Stripe.js-made method (``stripe.createPaymentMethod``, the
+        Payment Element): it belongs to no customer until we attach it. The owner is read
+        *before* attaching: a method already owned by *another* customer raises
+        ``PaymentMethodNotOwned`` (Stripe refuses that attach; localstripe would silently move
+        the card to the caller, so the check must be ours). Already this customer's: no
+        call. A card that declines at attach (4000000000000002) raises ``PermanentError``
+        (code ``card_declined``). The attach carries the idempotency key
+        ``attach:{customer}:{pm}``.
         """
         current = _payment_method_info(_as_dict(self._client.v1.payment_methods.retrieve(pm_id)))
         if current.customer == customer_id:
             return current
         if current.customer is not None:
-            raise PermanentError(
+            raise PaymentMethodNotOwned(
                 "this payment method belongs to another customer",
                 code="payment_method_owned_elsewhere",
             )
-        pm = self._client.v1.payment_methods.attach(pm_id, {"customer": customer_id})
+        pm = self._client.v1.payment_methods.attach(
+            pm_id,
+            {"customer": customer_id},
+            {"idempotency_key": idempotency_key("attach", customer_id, pm_id)},
+        )
         return _payment_method_info(_as_dict(pm))
 
     @_translate_errors
@@ -389,7 +477,9 @@ class StripeGateway:
         if pm_id.startswith("card_"):
             self._client.v1.customers.payment_sources.delete(current.customer, pm_id)
         else:
-            self._client.v1.payment_methods.detach(pm_id)
+            self._client.v1.payment_methods.detach(
+                pm_id, options={"idempotency_key": idempotency_key("detach", pm_id)}
+            )
 
     # ---------------------------------------------------------------- intents
     @_translate_errors
@@ -401,8 +491,12 @@ class StripeGateway:
         currency: str,
         customer_id: str,
         payment_method_id: str | None = None,
+        capture_method: str = "automatic",
     ) -> IntentInfo:
         """Create an unconfirmed card PaymentIntent for an order.
+
+        ``capture_method="manual"`` authorizes only: confirm ends ``requires_capture`` and
+        ``capture_intent`` takes the money (Stripe keeps the authorization 7 days).
 
         ``metadata.order_id`` ties it to the order (reconciliation finds it that way). The
         idempotency key ``order:{order_id}:create_intent`` makes Stripe return the same intent
@@ -418,11 +512,13 @@ class StripeGateway:
             "payment_method_types": ["card"],
             "expand": _INTENT_EXPAND,
         }
+        if capture_method == "manual":
+            params["capture_method"] = "manual"
         if payment_method_id:
             params["payment_method"] = payment_method_id
         intent = self._client.v1.payment_intents.create(
             params,  # type: ignore[arg-type]
-            {"idempotency_key": f"order:{order_id}:create_intent"},
+            {"idempotency_key": idempotency_key("order", order_id, "create_intent")},
         )
         return _intent_info(_as_dict(intent))
 
@@ -430,12 +526,14 @@ class StripeGateway:
     def set_intent_payment_method(self, intent_id: str, pm_id: str) -> IntentInfo:
         """Set the intent's payment method (a modify), to be followed by ``confirm_intent``."""
         intent = self._client.v1.payment_intents.update(
-            intent_id, {"payment_method": pm_id, "expand": _INTENT_EXPAND}
+            intent_id,
+            {"payment_method": pm_id, "expand": _INTENT_EXPAND},
+            {"idempotency_key": idempotency_key("intent", intent_id, "payment_method", pm_id)},
         )
         return _intent_info(_as_dict(intent))
 
     @_translate_errors
-    def confirm_intent(self, intent_id: str) -> IntentInfo:
+    def confirm_intent(self, intent_id: str, *, attempt: str = "1") -> IntentInfo:
         """Confirm the intent with the payment method already set on it; return its state.
 
         Never passes ``payment_method`` (localstripe answers 500). A decline does not raise:
@@ -445,9 +543,17 @@ class StripeGateway:
         after a lost response: already ``succeeded``, ``processing``, declined…) returns the
         current state too. An intent still ``requires_confirmation``, or one that never had a
         payment method, raises ``PermanentError``.
+
+        ``attempt`` names this confirmation (the caller passes what changes between genuine
+        attempts, e.g. the payment method and the order's version): a retry of the same
+        attempt sends the same idempotency key, a new card a new one.
         """
         try:
-            intent = self._client.v1.payment_intents.confirm(intent_id, {"expand": _INTENT_EXPAND})
+            intent = self._client.v1.payment_intents.confirm(
+                intent_id,
+                {"expand": _INTENT_EXPAND},
+                {"idempotency_key": idempotency_key("intent", intent_id, "confirm", attempt)},
+            )
         except stripe.CardError:
             return self.retrieve_intent(intent_id)
         except stripe.InvalidRequestError as exc:
@@ -463,6 +569,32 @@ class StripeGateway:
         return _intent_info(_as_dict(intent))
 
     @_translate_errors
+    def capture_intent(self, intent_id: str) -> IntentInfo:
+        """Capture an authorized (``requires_capture``) intent in full; return its state.
+
+        A capture answered 400 because it already happened (a retry after a lost answer)
+        returns the ``succeeded`` intent; an authorization that is gone (canceled, expired)
+        raises ``PermanentError`` (code ``authorization_lost``).
+        """
+        try:
+            intent = self._client.v1.payment_intents.capture(
+                intent_id,
+                {"expand": _INTENT_EXPAND},
+                {"idempotency_key": idempotency_key("intent", intent_id, "capture")},
+            )
+        except stripe.InvalidRequestError as exc:
+            if exc.http_status != 400:
+                raise
+            current = self.retrieve_intent(intent_id)
+            if current.status == "succeeded":
+                return current
+            raise PermanentError(
+                f"payment {intent_id} cannot be captured ({current.status})",
+                code="authorization_lost",
+            ) from exc
+        return _intent_info(_as_dict(intent))
+
+    @_translate_errors
     def cancel_intent(self, intent_id: str) -> IntentInfo:
         """Cancel the intent; an already ``canceled`` or ``succeeded`` one is returned as is.
 
@@ -470,7 +602,11 @@ class StripeGateway:
         caller must refund instead (the returned status says so).
         """
         try:
-            intent = self._client.v1.payment_intents.cancel(intent_id, {"expand": _INTENT_EXPAND})
+            intent = self._client.v1.payment_intents.cancel(
+                intent_id,
+                {"expand": _INTENT_EXPAND},
+                {"idempotency_key": idempotency_key("intent", intent_id, "cancel")},
+            )
         except stripe.InvalidRequestError as exc:
             if exc.http_status != 400:
                 raise
@@ -634,6 +770,12 @@ class StripeGateway:
         found = [_refund_info(r) for r in self._refund_dicts(intent_id)]
         found.sort(key=lambda r: r.created or 0, reverse=True)
         return found
+
+    @_translate_errors
+    def retrieve_charge(self, charge_id: str) -> ChargeInfo:
+        """One charge as Stripe has it now (``amount_refunded``, ``payment_intent``): refund and
+        dispute events name the charge, and their payload is re-read rather than trusted."""
+        return _charge_info(_as_dict(self._client.v1.charges.retrieve(charge_id)))
 
     @_translate_errors
     def list_charges(self, customer_id: str) -> list[ChargeInfo]:

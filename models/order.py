@@ -54,6 +54,7 @@ class Order(Document):
             "payment_intent_id",
             "needs_attention",
             "user_email",
+            "dispute_status",
             {"fields": ["order_number"], "unique": True},
             {
                 "fields": ["user_id", "idempotency_key"],
@@ -84,9 +85,17 @@ class Order(Document):
     client_secret = StringField(default=None, null=True)
     next_action = StringField(default=None, null=True)
     paid_cents = IntField(default=0)
+    # Manual capture: what the card authorization holds and since when (0/None: none).
+    authorized_cents = IntField(default=0)
+    authorized_at = DateTimeField(default=None, null=True)
     refunded_cents = IntField(default=0)
     refunds = ListField(DictField(), default=list)
     returns = ListField(DictField(), default=list)  # see models/order_returns.py
+    # Disputes Stripe reported, by dispute id; dispute_status is the latest one's status.
+    disputes = DictField(default=dict)
+    dispute_status = StringField(default=None, null=True)
+    # POST /api/payments/refund requests made with an Idempotency-Key (key, body hash, answer).
+    refund_requests = ListField(DictField(), default=list)
     carrier = StringField(default=None, null=True)
     tracking_number = StringField(default=None, null=True)
     estimated_delivery = DateTimeField(default=None, null=True)
@@ -301,4 +310,30 @@ class Order(Document):
         events = order.make_events(kinds, order.version, data)
         cls._get_collection().update_one(
             {"_id": order.id}, {"$push": {"outbox": {"$each": events}}}
+        )
+
+    @classmethod
+    def claim_refund_request(cls, order_id: str, record: dict[str, Any]) -> dict[str, Any] | None:
+        """Record a keyed refund request once (``record["key"]``, atomically).
+
+        Returns None when this call recorded it (go ahead and refund), else the request
+        already recorded under that key (replay its answer, or refuse another body).
+        """
+        oid = parse_order_id(order_id)
+        result = cls._get_collection().update_one(
+            {"_id": oid, "refund_requests.key": {"$ne": record["key"]}},
+            {"$push": {"refund_requests": record}},
+        )
+        if result.modified_count == 1:
+            return None
+        doc = cls._get_collection().find_one({"_id": oid}, {"refund_requests": 1}) or {}
+        return next(
+            (r for r in doc.get("refund_requests") or [] if r.get("key") == record["key"]), record
+        )
+
+    @classmethod
+    def forget_refund_request(cls, order_id: str, key: str) -> None:
+        """Drop a keyed refund request whose refund could not be queued."""
+        cls._get_collection().update_one(
+            {"_id": parse_order_id(order_id)}, {"$pull": {"refund_requests": {"key": key}}}
         )

@@ -49,6 +49,13 @@ OUTGOING_WEBHOOK_ATTEMPTS = Counter(
     ["outcome"],
 )
 WEBHOOK_DUPLICATES = Counter("oms_webhook_duplicates_total", "Duplicate Stripe webhooks ignored")
+# Payments changed in Stripe itself (issue 14): Dashboard refunds, disputes by event/status,
+# money returned automatically for orders that did not ship.
+STRIPE_REFUNDS_RECORDED = Counter(
+    "oms_stripe_refunds_recorded_total", "Refunds recorded on orders", ["source"]
+)
+DISPUTES = Counter("oms_disputes_total", "Dispute events recorded", ["event", "status"])
+AUTO_REFUNDS = Counter("oms_auto_refunds_total", "Payments of unshipped orders refunded", ["via"])
 HEALTH_CHECK_OK = Gauge(
     "oms_health_check_ok", "1 if the dependency check passed", ["check"], multiprocess_mode="max"
 )
@@ -66,6 +73,21 @@ class OrderStateCollector(Collector):
         except Exception:  # a scrape must not fail because Mongo is down; /health says that
             return
         yield by_status
+        disputed = GaugeMetricFamily(
+            "oms_orders_disputed", "Orders by their latest dispute's status", labels=["status"]
+        )
+        try:
+            rows = get_db()["orders"].aggregate(
+                [
+                    {"$match": {"dispute_status": {"$type": "string"}}},
+                    {"$group": {"_id": "$dispute_status", "n": {"$sum": 1}}},
+                ]
+            )
+            for row in rows:
+                disputed.add_metric([str(row["_id"])], row["n"])
+        except Exception:  # never fail the scrape
+            return
+        yield disputed
         settings = get_settings()
         if not settings.effective_broker_url.startswith(("redis://", "rediss://")):
             return

@@ -12,6 +12,7 @@ from gateways.stripe_gateway import get_gateway
 from models.order import Order, now_utc
 from models.product import Product
 from tasks.reconcile import LEAK_STATUSES
+from workflows.payments import money_kept
 from workflows.states import FINISHED, OrderStatus
 
 
@@ -95,12 +96,36 @@ def orders_progressing() -> list[Violation]:
     return out
 
 
+def no_money_kept_for_unshipped_orders() -> list[Violation]:
+    """A succeeded, unrefunded intent whose order ended unshipped (or a second charge)."""
+    out = []
+    for intent in get_gateway().list_intents(limit=100_000):
+        if not intent.order_id or intent.status != "succeeded":
+            continue
+        order = Order.get(intent.order_id)
+        if order is not None and money_kept(
+            order.status,
+            intent_status=intent.status,
+            received_cents=intent.amount_received,
+            refunded_cents=intent.refunded_cents,
+            is_orders_intent=intent.id == order.payment_intent_id,
+        ):
+            left = intent.amount_received - intent.refunded_cents
+            out.append(
+                Violation(
+                    "money_kept", intent.order_id, f"{intent.id} keeps {left} ({order.status})"
+                )
+            )
+    return out
+
+
 CHECKS = {
     "stock_conservation": stock_conservation,
     "single_charge": one_succeeded_intent_per_order,
     "leaked_hold": no_hold_on_finished_order,
     "outbox_pending": empty_outboxes,
     "stuck_order": orders_progressing,
+    "money_kept": no_money_kept_for_unshipped_orders,
 }
 
 

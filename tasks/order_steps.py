@@ -14,6 +14,7 @@ from models.product import Product
 from monitoring.metrics import ORDER_E2E_SECONDS, STEP_SECONDS
 from tasks.app import celery_app
 from tasks.base import OrderTask, stop_chain
+from tasks.capture import capture_for_shipping, needs_capture
 from tasks.events import flush_outbox
 from tasks.outcomes import end_order
 from workflows.reconciliation import delivery_due
@@ -91,6 +92,11 @@ def ship_order(self: OrderTask, order_id: str) -> str:
     order = load_for_step(self, order_id, OrderStatus.CONFIRMED)
     if order is None:
         return "skipped"
+    if needs_capture(order):  # manual capture: take the authorized money before shipping
+        order = capture_for_shipping(order, actor=f"task:{self.name}")
+        if order is None:
+            stop_chain(self)
+            return "not_captured"
     for item in order.items:
         Product.commit(item["sku"], order_id, int(item["quantity"]))
     settings = get_settings()

@@ -9,14 +9,22 @@ arrive twice or out of order all land in the same place.
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 
-from gateways.stripe_gateway import IntentInfo, get_gateway
-from models.order import Order
+from core.settings import get_settings
+from gateways.stripe_gateway import (
+    IntentInfo,
+    NotFoundInStripe,
+    PaymentMethodNotOwned,
+    RefundInfo,
+    get_gateway,
+)
+from models.order import Order, now_utc, parse_order_id
 from models.user import User
-from monitoring.metrics import STEP_SECONDS
+from monitoring.metrics import AUTO_REFUNDS, DISPUTES, STEP_SECONDS, STRIPE_REFUNDS_RECORDED
 from tasks.app import celery_app
 from tasks.base import OrderTask, stop_chain
 from tasks.dispatch import enqueue_chain
@@ -25,6 +33,7 @@ from tasks.order_steps import load_for_step
 from tasks.outcomes import end_order
 from workflows.errors import PermanentError, TransientError
 from workflows.events import EventType
+from workflows.payments import ENDED_UNSHIPPED, money_kept, payment_mismatch
 from workflows.states import PAYABLE, TERMINAL, OrderStatus
 
 log = structlog.get_logger(__name__)
@@ -35,11 +44,19 @@ def ensure_customer(user: User) -> str:
     return user.ensure_stripe_customer(get_gateway().ensure_customer)
 
 
-def _check_payment_method(order: Order, customer_id: str) -> None:
-    # The method must be this customer's: never charge someone else's saved card.
-    method = get_gateway().get_payment_method(order.payment_method_id)
-    if method.customer != customer_id:
-        raise PermanentError("payment method not found", code="payment_method_not_found")
+def claim_payment_method(customer_id: str, pm_id: str) -> None:
+    """Make ``pm_id`` the customer's before anything is charged with it.
+
+    A browser-made method (Stripe.js, no customer yet) is attached once; one already this
+    customer's is used as is; one owned by another customer, or that does not exist, is
+    refused as *absent* (``payment_method_not_found``): never charge someone else's card,
+    and never tell a caller that a given card id exists elsewhere. Transient Stripe errors
+    propagate (the step retries).
+    """
+    try:
+        get_gateway().attach_payment_method(customer_id, pm_id)
+    except (PaymentMethodNotOwned, NotFoundInStripe) as exc:
+        raise PermanentError("payment method not found", code="payment_method_not_found") from exc
 
 
 def create_intent(order: Order) -> IntentInfo:
@@ -49,13 +66,14 @@ def create_intent(order: Order) -> IntentInfo:
         raise PermanentError("customer account not found", code="user_missing")
     customer_id = ensure_customer(user)
     if order.payment_method_id:
-        _check_payment_method(order, customer_id)
+        claim_payment_method(customer_id, order.payment_method_id)
     return get_gateway().create_intent(
         order_id=str(order.id),
         amount_cents=order.total_cents,
         currency=order.currency,
         customer_id=customer_id,
         payment_method_id=order.payment_method_id,
+        capture_method=get_settings().payment_capture,
     )
 
 
@@ -130,14 +148,53 @@ def settle_from_intent(order: Order, intent: IntentInfo, *, actor: str) -> Order
     if status not in PAYABLE:
         return None
     if intent.status == "succeeded":
+        mismatch = payment_mismatch(
+            order.total_cents, order.currency, intent.amount_received, intent.currency
+        )
+        if mismatch is not None:
+            # Never marked paid on an assumption: an operator compares and decides.
+            log.error("payment_amount_mismatch", intent_id=intent.id, detail=mismatch)
+            if Order.flag_attention(str(order.id), mismatch, actor):
+                flush_outbox("orders", str(order.id))
+            return None
         return Order.transition_from(
             str(order.id),
             PAYABLE,
             OrderStatus.CONFIRMED,
             loaded=order,
             actor=actor,
-            fields={"paid_cents": intent.amount, "next_action": None},
-            event_data={"paymentIntentId": intent.id, "amountCents": intent.amount},
+            fields={"paid_cents": intent.amount_received, "next_action": None},
+            event_data={"paymentIntentId": intent.id, "amountCents": intent.amount_received},
+        )
+    if intent.status == "requires_capture":
+        # Manual capture: the card is authorized; the money is taken when the order ships.
+        mismatch = payment_mismatch(
+            order.total_cents, order.currency, intent.amount_capturable, intent.currency
+        )
+        if mismatch is not None:
+            log.error("payment_amount_mismatch", intent_id=intent.id, detail=mismatch)
+            if Order.flag_attention(
+                str(order.id), mismatch.replace("received", "authorized"), actor
+            ):
+                flush_outbox("orders", str(order.id))
+            return None
+        return Order.transition_from(
+            str(order.id),
+            PAYABLE,
+            OrderStatus.CONFIRMED,
+            loaded=order,
+            actor=actor,
+            reason="payment authorized",
+            fields={
+                "authorized_cents": intent.amount_capturable,
+                "authorized_at": now_utc(),
+                "next_action": None,
+            },
+            event_data={
+                "paymentIntentId": intent.id,
+                "amountCents": intent.amount_capturable,
+                "authorized": True,
+            },
         )
     if intent.status == "requires_action":
         if status == OrderStatus.REQUIRES_ACTION:
@@ -160,7 +217,8 @@ def settle_from_intent(order: Order, intent: IntentInfo, *, actor: str) -> Order
             f"payment declined: {intent.decline_code or intent.last_error_code}"
             + (f" ({intent.last_error_message})" if intent.last_error_message else "")
             if declined
-            else "payment intent canceled"
+            else "payment canceled in Stripe"
+            + (f": {intent.cancellation_reason}" if intent.cancellation_reason else "")
         )
         moved, _ = end_order(str(order.id), OrderStatus.FAILED, reason=reason, actor=actor)
         return moved
@@ -186,7 +244,8 @@ def confirm_payment(self: OrderTask, order_id: str) -> str:
         ):
             intent = gateway.set_intent_payment_method(intent.id, order.payment_method_id)
         if intent.status in ("requires_confirmation", "requires_payment_method"):
-            intent = gateway.confirm_intent(intent.id)
+            attempt = f"{order.payment_method_id}:v{order.version}"
+            intent = gateway.confirm_intent(intent.id, attempt=attempt)
     if intent.status == "processing":
         raise TransientError("payment still processing")
     moved = settle_from_intent(order, intent, actor=f"task:{self.name}")
@@ -227,29 +286,207 @@ def refund_order(
     refund = get_gateway().refund(
         intent_id=order.payment_intent_id,
         amount_cents=amount_cents,
-        idempotency_key=f"order:{order.id}:refund:{key}",
+        idempotency_key=refund_key(str(order.id), key),
     )
-    record: dict[str, Any] = {"id": refund.id, "amountCents": refund.amount, "key": key}
-    coll = Order._get_collection()
-    coll.update_one(
-        {"_id": order.id, "refunds.id": {"$ne": refund.id}},
-        {"$push": {"refunds": record}, "$inc": {"refunded_cents": refund.amount}},
-    )
-    Order.push_events(
-        str(order.id),
-        (EventType.PAYMENT_REFUNDED,),
-        {"refundId": refund.id, "amountCents": refund.amount, "actor": actor, "reason": reason},
-    )
+    record_refund(str(order.id), refund, key=key, actor=actor, reason=reason, source="api")
     if final_status is not None:
-        current = Order.get(str(order.id))
-        if current is not None and current.status_enum not in TERMINAL:
-            before = current.status_enum
-            moved = Order.transition(current, final_status, actor=actor, reason=reason)
-            if moved is not None and before == OrderStatus.CONFIRMED:
-                # Refunded before shipping: the held stock goes back on sale.
-                celery_app.send_task("orders.release_inventory", kwargs={"order_id": str(order.id)})
+        _move_refunded(str(order.id), final_status, actor=actor, reason=reason)
     flush_outbox("orders", str(order.id))
     return "refunded"
+
+
+def refund_key(order_id: str, key: str) -> str:
+    """The idempotency key of the order's refund named ``key`` (also its metadata)."""
+    return f"order:{order_id}:refund:{key}"
+
+
+def record_refund(
+    order_id: str,
+    refund: RefundInfo,
+    *,
+    key: str | None,
+    actor: str,
+    reason: str | None,
+    source: str,
+) -> bool:
+    """Record one refund on the order, once (by refund id), with its timeline event.
+
+    Our own refund path and Stripe's ``charge.refunded`` both land here, in either order and
+    any number of times: only the first write counts it in ``refunded_cents`` and emits
+    ``order.payment.refunded``. ``source`` is ``api`` (made by us) or ``stripe`` (the
+    Dashboard, support, Radar).
+    """
+    record: dict[str, Any] = {
+        "id": refund.id,
+        "amountCents": refund.amount,
+        "key": key,
+        "source": source,
+    }
+    coll = Order._get_collection()
+    result = coll.update_one(
+        {"_id": parse_order_id(order_id), "refunds.id": {"$ne": refund.id}},
+        {"$push": {"refunds": record}, "$inc": {"refunded_cents": refund.amount}},
+    )
+    if result.modified_count != 1:
+        return False
+    STRIPE_REFUNDS_RECORDED.labels(source).inc()
+    Order.push_events(
+        order_id,
+        (EventType.PAYMENT_REFUNDED,),
+        {
+            "refundId": refund.id,
+            "amountCents": refund.amount,
+            "actor": actor,
+            "reason": reason,
+            "source": source,
+        },
+    )
+    return True
+
+
+def _move_refunded(order_id: str, to: OrderStatus, *, actor: str, reason: str | None) -> None:
+    current = Order.get(order_id)
+    if current is None or current.status_enum in TERMINAL:
+        return
+    before = current.status_enum
+    moved = Order.transition(current, to, actor=actor, reason=reason)
+    if moved is not None and before == OrderStatus.CONFIRMED:
+        # Refunded before shipping: the held stock goes back on sale.
+        celery_app.send_task("orders.release_inventory", kwargs={"order_id": order_id})
+
+
+@celery_app.task(bind=True, base=OrderTask, name="payments.sync_refunds")
+def sync_refunds(self: OrderTask, order_id: str, source: str = "webhook") -> int:
+    """``charge.refunded``: re-read the payment's refunds from Stripe and record each once.
+
+    The event's payload is not trusted (it may be old, or arrive twice, or before our own
+    refund's record): Stripe's current list is. A refund carrying our key is ours
+    (``source: api``); any other was made outside our API (``source: stripe``). Fully
+    refunded → ``refunded`` (stock released if it had not shipped).
+    """
+    order = Order.get(order_id)
+    if order is None or not order.payment_intent_id:
+        return 0
+    ours = refund_key(order_id, "")
+    recorded = 0
+    for refund in sorted(get_gateway().list_refunds(order.payment_intent_id), key=_created):
+        if refund.status in ("failed", "canceled"):
+            continue
+        mine = bool(refund.idempotency_key and refund.idempotency_key.startswith(ours))
+        recorded += record_refund(
+            order_id,
+            refund,
+            key=refund.idempotency_key[len(ours) :] if mine and refund.idempotency_key else None,
+            actor="api" if mine else "stripe",
+            reason=None if mine else "refunded in Stripe",
+            source="api" if mine else "stripe",
+        )
+    current = Order.get(order_id)
+    paid = (current.paid_cents or 0) if current else 0
+    if current is not None and paid > 0 and (current.refunded_cents or 0) >= paid:
+        _move_refunded(order_id, OrderStatus.REFUNDED, actor="stripe", reason="refunded in Stripe")
+    flush_outbox("orders", order_id)
+    return recorded
+
+
+def _created(refund: RefundInfo) -> int:
+    return refund.created or 0
+
+
+_DISPUTE_CLOSED = frozenset({"won", "lost", "warning_closed", "prevented"})
+
+
+def dispute_record(dispute: dict[str, Any], event_created: int) -> dict[str, Any]:
+    """The dispute as the order keeps it, from Stripe's dispute object."""
+    due = (dispute.get("evidence_details") or {}).get("due_by")
+    return {
+        "id": dispute["id"],
+        "amountCents": int(dispute.get("amount") or 0),
+        "currency": dispute.get("currency"),
+        "reason": dispute.get("reason"),
+        "status": dispute.get("status"),
+        "dueBy": datetime.fromtimestamp(int(due), UTC).isoformat() if due else None,
+        "chargeId": dispute.get("charge") if isinstance(dispute.get("charge"), str) else None,
+        "eventCreated": int(event_created or 0),
+    }
+
+
+@celery_app.task(bind=True, base=OrderTask, name="payments.record_dispute")
+def record_dispute(
+    self: OrderTask,
+    dispute: dict[str, Any],
+    event_type: str,
+    event_created: int,
+    order_id: str | None = None,
+) -> str:
+    """``charge.dispute.*``: keep the dispute on the order, tell the timeline, flag it.
+
+    Events may arrive twice or out of order: a record older than the one kept is ignored
+    (``eventCreated``), the same state twice changes nothing. Opening (or the first sight of
+    a dispute) emits ``order.payment.disputed``; closing ``order.payment.dispute_closed``
+    with the outcome (``won``/``lost``); anything else ``order.payment.dispute_updated``.
+    """
+    order = Order.get(order_id) if order_id else None
+    if order is None:
+        intent_id = dispute.get("payment_intent")
+        if not isinstance(intent_id, str) and isinstance(dispute.get("charge"), str):
+            intent_id = get_gateway().retrieve_charge(dispute["charge"]).payment_intent
+        order = Order.objects(payment_intent_id=intent_id).first() if intent_id else None
+    if order is None:
+        return "unknown_order"
+    oid = str(order.id)
+    record = dispute_record(dispute, event_created)
+    status = record["status"] or "unknown"
+    for _ in range(5):
+        current = order if order is not None else Order.get(oid)
+        order = None
+        if current is None:
+            return "unknown_order"
+        kept = (current.disputes or {}).get(record["id"])
+        if kept is not None and kept.get("eventCreated", 0) > record["eventCreated"]:
+            return "stale"
+        if kept is not None and {**kept, "eventCreated": 0} == {**record, "eventCreated": 0}:
+            return "unchanged"
+        if status in _DISPUTE_CLOSED:
+            kinds: tuple[EventType, ...] = (EventType.PAYMENT_DISPUTE_CLOSED,)
+        elif kept is None:
+            kinds = (EventType.PAYMENT_DISPUTED,)
+        else:
+            kinds = (EventType.PAYMENT_DISPUTE_UPDATED,)
+        data = {
+            "disputeId": record["id"],
+            "amountCents": record["amountCents"],
+            "currency": record["currency"],
+            "reason": record["reason"],
+            "disputeStatus": status,
+            "dueBy": record["dueBy"],
+            "stripeEvent": event_type,
+            "source": "stripe",
+        }
+        if status in _DISPUTE_CLOSED:
+            data["outcome"] = status
+        moved = Order.update_fields(
+            current,
+            actor="stripe",
+            fields={f"disputes.{record['id']}": record, "dispute_status": status},
+            events=kinds,
+            event_data=data,
+            note=f"dispute {record['id']}: {status}",
+        )
+        if moved is not None:
+            break
+    else:
+        raise TransientError("order kept changing while recording its dispute")
+    DISPUTES.labels(event_type, status).inc()
+    amount = f"{record['amountCents']} {(record['currency'] or '').upper()}".strip()
+    Order.flag_attention(
+        oid,
+        f"payment disputed ({record['reason']}): {amount}, {status}"
+        + (f", respond by {record['dueBy']}" if record["dueBy"] else ""),
+        "stripe",
+    )
+    flush_outbox("orders", oid)
+    return status
 
 
 @celery_app.task(bind=True, base=OrderTask, name="payments.refund_payment")
@@ -271,7 +508,20 @@ def refund_payment(
     )
     if intent is None or intent.status != "succeeded":
         if intent is not None:
-            get_gateway().cancel_intent(intent.id)
+            voided = get_gateway().cancel_intent(intent.id)
+            if intent.status == "requires_capture":
+                # Manual capture, not shipped: the authorization is voided, nothing refunded.
+                Order.push_events(
+                    order_id,
+                    (EventType.ORDER_COMPENSATED,),
+                    {
+                        "compensation": "cancel_authorization",
+                        "paymentIntentId": intent.id,
+                        "intentStatus": voided.status,
+                    },
+                )
+                flush_outbox("orders", order_id)
+                return "authorization_canceled"
         return "nothing_to_refund"
     final = OrderStatus.REFUNDED if full and order.status_enum not in TERMINAL else None
     return refund_order(
@@ -293,3 +543,93 @@ def sync_intent(self: OrderTask, order_id: str, source: str = "webhook") -> str:
     if moved.status_enum == OrderStatus.CONFIRMED:
         enqueue_chain(order_id, moved.correlation_id, OrderStatus.CONFIRMED)
     return moved.status
+
+
+def return_kept_payment(order: Order, intent: IntentInfo, *, via: str) -> str:
+    """Refund what ``intent`` holds if its order will never ship (``money_kept``).
+
+    The order's own intent is refunded under the cancel compensation's key (whichever of
+    the two runs first makes the refund, the other finds it) and recorded like any refund;
+    ``paid_cents`` is set to what was received so the books balance. A second intent that
+    charged the same order is refunded and told in the timeline only.
+    """
+    oid = str(order.id)
+    own = intent.id == order.payment_intent_id
+    if not money_kept(
+        order.status,
+        intent_status=intent.status,
+        received_cents=intent.amount_received,
+        refunded_cents=intent.refunded_cents,
+        is_orders_intent=own,
+    ):
+        return "nothing"
+    key = "compensation" if own else f"second-charge:{intent.id}"
+    reason = (
+        "paid after the order ended: returned automatically"
+        if own
+        else "second charge for this order: returned automatically"
+    )
+    if own:
+        Order._get_collection().update_one(
+            {"_id": order.id, "paid_cents": {"$lt": intent.amount_received}},
+            {"$set": {"paid_cents": intent.amount_received}},
+        )
+    try:
+        refund = get_gateway().refund(
+            intent_id=intent.id, amount_cents=None, idempotency_key=refund_key(oid, key)
+        )
+    except PermanentError as exc:
+        if exc.code == "charge_already_refunded":
+            return "nothing"
+        raise
+    actor = f"system:auto-refund:{via}"
+    if own:
+        record_refund(oid, refund, key=key, actor=actor, reason=reason, source="api")
+    else:
+        Order.push_events(
+            oid,
+            (EventType.PAYMENT_REFUNDED,),
+            {
+                "refundId": refund.id,
+                "amountCents": refund.amount,
+                "paymentIntentId": intent.id,
+                "actor": actor,
+                "reason": reason,
+                "source": "api",
+            },
+        )
+    AUTO_REFUNDS.labels(via).inc()
+    log.warning("kept_payment_returned", intent_id=intent.id, amount=refund.amount, via=via)
+    flush_outbox("orders", oid)
+    return "refunded"
+
+
+@celery_app.task(bind=True, base=OrderTask, name="payments.return_kept_payment")
+def return_kept_payment_task(self: OrderTask, order_id: str, intent_id: str, via: str) -> str:
+    """Webhook path of ``return_kept_payment`` (``payment_intent.succeeded`` too late)."""
+    order = Order.get(order_id)
+    if order is None:
+        return "unknown_order"
+    return return_kept_payment(order, get_gateway().retrieve_intent(intent_id), via=via)
+
+
+def return_kept_payments(intents: list[IntentInfo]) -> dict[str, int]:
+    """Beat: of ``intents`` (a recent slice), those carrying our ``metadata.order_id`` that
+    hold money for an order that will never ship are refunded (authorizations voided)."""
+    counts = {"kept_checked": 0, "kept_returned": 0}
+    for intent in intents:
+        if intent.order_id and intent.status == "requires_capture":
+            order = Order.get(intent.order_id)  # an authorization for an ended order: void it
+            if order is not None and order.status in ENDED_UNSHIPPED:
+                get_gateway().cancel_intent(intent.id)
+                counts["kept_returned"] += 1
+            continue
+        if not intent.order_id or intent.status != "succeeded":
+            continue
+        if intent.amount_received - intent.refunded_cents <= 0:
+            continue
+        counts["kept_checked"] += 1
+        order = Order.get(intent.order_id)
+        if order is not None and return_kept_payment(order, intent, via="sweep") == "refunded":
+            counts["kept_returned"] += 1
+    return counts

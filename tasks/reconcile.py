@@ -24,11 +24,12 @@ from models.order import Order, now_utc
 from models.product import Product
 from monitoring.metrics import RECONCILIATION_ACTIONS
 from tasks.app import celery_app
+from tasks.capture import capture_for_shipping
 from tasks.dispatch import enqueue_chain, resume
 from tasks.events import flush_outbox
 from tasks.order_steps import deliver_due_orders
 from tasks.outcomes import end_order
-from tasks.payment_steps import settle_from_intent
+from tasks.payment_steps import return_kept_payments, settle_from_intent
 from workflows.events import EventType
 from workflows.reconciliation import PaymentAction, payment_action, stuck_action
 from workflows.states import FINISHED, PAYABLE, TERMINAL, WAITING_ON_CUSTOMER, OrderStatus
@@ -156,7 +157,34 @@ def reconcile_payments() -> dict[str, int]:
                 oid, OrderStatus.FAILED, reason="payment_timeout", actor="beat:payments"
             )
             counts["timed_out"] += int(ended is not None and ended.status == "failed")
+    counts["authorizations_captured"] = capture_expiring_authorizations()
     return counts
+
+
+def capture_expiring_authorizations(limit: int = 100) -> int:
+    """Manual capture: an authorization about to lapse (Stripe keeps it 7 days) on an order
+    that has not shipped yet is captured now, so the money is not lost; the order is flagged
+    so an operator sees why it waited, and it ships (or is refunded) as usual afterwards."""
+    settings = get_settings()
+    keep = settings.authorization_validity_seconds - settings.authorization_expiry_margin_seconds
+    edge = now_utc() - timedelta(seconds=max(keep, 0))
+    captured = 0
+    expiring = Order.objects(
+        status=OrderStatus.CONFIRMED.value,
+        authorized_cents__gt=0,
+        paid_cents=0,
+        authorized_at__lte=edge,
+    ).limit(limit)
+    for order in expiring:
+        if capture_for_shipping(order, actor="beat:payments") is not None:
+            captured += 1
+            Order.flag_attention(
+                str(order.id),
+                "card authorization about to expire: captured before shipping",
+                "beat:payments",
+            )
+            flush_outbox("orders", str(order.id))
+    return captured
 
 
 # -- leaked holds ---------------------------------------------------------------------------
@@ -175,15 +203,25 @@ def reconcile_leaked_holds() -> dict[str, int]:
 
 # -- orphan intents -------------------------------------------------------------------------
 def reconcile_orphan_intents() -> dict[str, int]:
-    """Intents carrying our metadata.order_id that their order does not know: cancel them."""
+    """One pass over recent intents carrying our metadata.order_id (a bounded slice: the
+    newest AUTO_REFUND_SCAN_LIMIT within AUTO_REFUND_LOOKBACK_SECONDS):
+
+    * money held for an order that will never ship (succeeded and unrefunded, or an
+      authorization, for a cancelled/failed order; a second charge) goes back, with no
+      operator action (``return_kept_payments``);
+    * an open intent its order does not know is cancelled.
+    """
+    settings = get_settings()
     counts = {"checked": 0, "cancelled": 0}
     gateway = get_gateway()
     now = now_utc()
-    since = int((now - timedelta(days=2)).timestamp())
+    since = int(now.timestamp()) - settings.auto_refund_lookback_seconds
     # Young intents may be a step's own, not stored yet: leave them a grace period.
-    grace_edge = int(now.timestamp()) - get_settings().orphan_intent_grace_seconds
-    for intent in gateway.list_intents(created_after=since, limit=1000):
-        if not intent.order_id or intent.status in ("succeeded", "canceled"):
+    grace_edge = int(now.timestamp()) - settings.orphan_intent_grace_seconds
+    intents = gateway.list_intents(created_after=since, limit=settings.auto_refund_scan_limit)
+    counts.update(return_kept_payments(intents))
+    for intent in intents:
+        if not intent.order_id or intent.status in ("succeeded", "canceled", "requires_capture"):
             continue
         if intent.created is not None and intent.created > grace_edge:
             continue

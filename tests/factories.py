@@ -70,6 +70,13 @@ def stripe_client() -> stripe.StripeClient:
     return stripe.StripeClient(s.stripe_api_key, base_addresses={"api": s.stripe_api_base})
 
 
+def browser_card(number: str = CARD_OK) -> str:
+    """What Stripe.js ``createPaymentMethod`` / the Payment Element make: a ``pm_…`` with
+    card details and no customer (``POST /v1/payment_methods``)."""
+    card = {"number": number, "exp_month": 12, "exp_year": 2030, "cvc": "123"}
+    return stripe_client().v1.payment_methods.create({"type": "card", "card": card}).id
+
+
 def saved_card(user_id: str, number: str = CARD_OK) -> str:
     """What the browser + save-payment-method do: a card on the user's Stripe customer."""
     from gateways.stripe_gateway import get_gateway

@@ -41,6 +41,10 @@ class EventType(StrEnum):
     PAYMENT_FAILED = "order.payment.failed"
     PAYMENT_REFUNDED = "order.payment.refunded"
     PAYMENT_REQUIRES_ACTION = "order.payment.requires_action"
+    # Disputes (chargebacks) reported by Stripe: opened, changed (evidence, funds), closed.
+    PAYMENT_DISPUTED = "order.payment.disputed"
+    PAYMENT_DISPUTE_UPDATED = "order.payment.dispute_updated"
+    PAYMENT_DISPUTE_CLOSED = "order.payment.dispute_closed"
 
     RETURN_REQUESTED = "order.return.requested"
     RETURN_APPROVED = "order.return.approved"

@@ -40,7 +40,8 @@ def payment_action(
     ``age_seconds`` is how long the order has been waiting for its payment. First match wins:
 
     1. order not payment_pending/requires_action → NOTHING (not this sweep's business).
-    2. intent ``succeeded`` → MARK_CONFIRMED, even past the window: the money is taken.
+    2. intent ``succeeded`` (or ``requires_capture``, authorized under manual capture) →
+       MARK_CONFIRMED, even past the window: the money is taken (or held).
     3. intent ``canceled`` → FAIL (the intent can never succeed now).
     4. intent ``requires_payment_method`` with a payment method on the order → FAIL:
        the method was tried and declined.
@@ -55,7 +56,7 @@ def payment_action(
     """
     if order_status not in _PAYMENT_STATUSES:
         return PaymentAction.NOTHING
-    if intent_status == "succeeded":
+    if intent_status in ("succeeded", "requires_capture"):  # paid, or authorized (manual)
         return PaymentAction.MARK_CONFIRMED
     if intent_status == "canceled":
         return PaymentAction.FAIL

@@ -15,7 +15,7 @@ from kombu.exceptions import OperationalError as BrokerError
 from mongoengine import NotUniqueError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from api.deps import AdminUser, CurrentUser, DataKeys, ensure_owner_or_admin
+from api.deps import AdminUser, CurrentUser, DataKeys, IdempotencyKey, ensure_owner_or_admin
 from api.envelope import (
     ApiError,
     conditional,
@@ -51,10 +51,6 @@ from workflows.states import CANCELLABLE, FINISHED, OrderStatus, can_transition,
 
 router = APIRouter(prefix="/api/orders", tags=["orders"])
 ADMIN_STATUS_MOVES = frozenset({OrderStatus.DELIVERED, OrderStatus.CANCELLED})
-IdempotencyKey = Annotated[
-    str | None,
-    Header(alias="Idempotency-Key", min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$"),
-]
 # The ETag a client read with GET /api/orders/{id}; a stale one answers 412 on PATCH/DELETE.
 IfMatch = Annotated[str | None, Header(alias="If-Match", min_length=1, max_length=200)]
 EXPORT_BATCH = 500
@@ -282,6 +278,18 @@ def order_stats(user: CurrentUser):
         paid_count += row.get("paidCount") or 0
     midnight = now_utc().replace(hour=0, minute=0, second=0, microsecond=0)
     today = coll.count_documents({**match, "created_at": {"$gte": midnight}})
+    disputes = {"total": 0, "open": 0, "won": 0, "lost": 0}
+    for row in coll.aggregate(
+        [
+            {"$match": {**match, "dispute_status": {"$type": "string"}}},
+            {"$group": {"_id": "$dispute_status", "n": {"$sum": 1}}},
+        ]
+    ):
+        disputes["total"] += row["n"]
+        key = row["_id"] if row["_id"] in ("won", "lost") else "open"
+        if row["_id"] in ("warning_closed", "prevented"):
+            continue  # closed without a chargeback
+        disputes[key] += row["n"]
     return success(
         {
             "stats": {
@@ -290,6 +298,7 @@ def order_stats(user: CurrentUser):
                 "totalRevenueCents": paid - refunded,
                 "averageOrderCents": round(paid / paid_count) if paid_count else 0,
                 "ordersToday": today,
+                "disputes": disputes,
                 "currency": get_settings().currency,
             }
         }

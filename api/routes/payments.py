@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import timedelta
 from typing import Annotated, Any
@@ -10,12 +11,17 @@ from fastapi import APIRouter, Query, Request
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import CurrentUser, ensure_owner_or_admin
+from api.deps import CurrentUser, IdempotencyKey, ensure_owner_or_admin
 from api.envelope import ApiError, not_found, paginated, success
 from api.order_schemas import PAYMENT_METHOD_PATTERN, iso_utc
 from api.schemas import ApiModel
 from core.settings import get_settings
-from gateways.stripe_gateway import WebhookSignatureError, get_gateway
+from gateways.stripe_gateway import (
+    NotFoundInStripe,
+    PaymentMethodNotOwned,
+    WebhookSignatureError,
+    get_gateway,
+)
 from models.order import Order, now_utc
 from models.user import User
 from models.webhook import WebhookEvent
@@ -25,15 +31,27 @@ from workflows.errors import PermanentError
 from workflows.states import PAID_STATUSES, TERMINAL, OrderStatus
 
 router = APIRouter(prefix="/api/payments", tags=["payments"])
-HANDLED_WEBHOOKS = frozenset(
+INTENT_WEBHOOKS = frozenset(
     {
         "payment_intent.succeeded",
         "payment_intent.payment_failed",
         "payment_intent.canceled",
         "payment_intent.requires_action",
         "payment_intent.processing",
+        "payment_intent.amount_capturable_updated",
     }
 )
+DISPUTE_WEBHOOKS = frozenset(
+    {
+        "charge.dispute.created",
+        "charge.dispute.updated",
+        "charge.dispute.closed",
+        "charge.dispute.funds_withdrawn",
+        "charge.dispute.funds_reinstated",
+    }
+)
+REFUND_WEBHOOKS = frozenset({"charge.refunded", "charge.refund.updated"})
+HANDLED_WEBHOOKS = INTENT_WEBHOOKS | DISPUTE_WEBHOOKS | REFUND_WEBHOOKS
 SAVE_PATTERN = r"^(pm|card|src|tok)_[A-Za-z0-9_]{3,64}$"
 
 
@@ -74,6 +92,28 @@ def _method_public(m: Any) -> dict[str, Any]:
     }
 
 
+def _method_error(exc: PermanentError) -> ApiError:
+    """A refused payment method as the API answers it: absent (someone else's or unknown)
+    → 404, declined → 402 ``CARD_DECLINED``, anything else Stripe refused → 402."""
+    if isinstance(exc, PaymentMethodNotOwned | NotFoundInStripe):
+        return not_found("payment method")
+    code = "CARD_DECLINED" if "declin" in exc.code else "PAYMENT_METHOD_REJECTED"
+    return ApiError(402, code, exc.message)
+
+
+def _claim_for(owner: User, pm_id: str) -> tuple[str, Any]:
+    """Attach ``pm_id`` (Stripe.js-made, or already the owner's) to the owner's customer.
+
+    Returns (customer id, the method). Someone else's method → 404, as if it did not exist.
+    """
+    gateway = get_gateway()
+    customer = owner.ensure_stripe_customer(gateway.ensure_customer)
+    try:
+        return customer, gateway.attach_payment_method(customer, pm_id)
+    except PermanentError as exc:
+        raise _method_error(exc) from exc
+
+
 @router.get("/config", summary="Publishable key and Stripe.js URL for the browser")
 def config():
     return success(get_gateway().publishable_config())
@@ -108,11 +148,21 @@ def create_intent(body: OrderRef, user: CurrentUser):
 def confirm(body: ConfirmBody, user: CurrentUser):
     order = _own_order(body.order_id, user)
     owner = User.by_id(order.user_id)
-    method = get_gateway().get_payment_method(body.payment_method_id)
-    if owner is None or not owner.stripe_customer_id or method.customer != owner.stripe_customer_id:
+    if owner is None:
+        raise not_found("payment method")
+    # Checked here, not in the step: the caller learns at once (404) that the card is not
+    # theirs, and the order keeps waiting for a usable one instead of failing. Read first
+    # (unknown or someone else's → 404 whatever the order's state), attached only once
+    # the order is known to be waiting for it.
+    try:
+        method = get_gateway().get_payment_method(body.payment_method_id)
+    except NotFoundInStripe as exc:
+        raise not_found("payment method") from exc
+    if method.customer is not None and method.customer != owner.stripe_customer_id:
         raise not_found("payment method")
     if order.status_enum != OrderStatus.PAYMENT_PENDING:
         raise ApiError(409, "INVALID_TRANSITION", f"order is {order.status}: nothing to confirm")
+    _claim_for(owner, body.payment_method_id)
     moved = Order.update_fields(
         order,
         actor="customer",
@@ -147,29 +197,27 @@ def payment_methods(customer_id: str, user: CurrentUser):
 @router.post("/save-payment-method", status_code=201, summary="Attach a card or token to me")
 def save_payment_method(body: SaveMethodBody, user: CurrentUser):
     gateway = get_gateway()
-    customer = user.ensure_stripe_customer(gateway.ensure_customer)
-    try:
-        if body.payment_method_id.startswith("tok_"):
+    if body.payment_method_id.startswith("tok_"):
+        customer = user.ensure_stripe_customer(gateway.ensure_customer)
+        try:
             method = gateway.attach_token(customer, body.payment_method_id)
-        else:
-            current = gateway.get_payment_method(body.payment_method_id)
-            if current.customer and current.customer != customer:
-                raise not_found("payment method")
-            method = gateway.attach_payment_method(customer, body.payment_method_id)
-    except PermanentError as exc:
-        if exc.code == "resource_missing":
-            raise not_found("payment method") from exc
-        raise ApiError(
-            402, "CARD_DECLINED" if "declin" in exc.code else "PAYMENT_METHOD_REJECTED", exc.message
-        ) from exc
+        except PermanentError as exc:
+            raise _method_error(exc) from exc
+    else:
+        customer, method = _claim_for(user, body.payment_method_id)
     return success(
         {"paymentMethod": _method_public(method), "customerId": customer}, status_code=201
     )
 
 
 @router.post("/refund", status_code=202, summary="Refund an order (owners: full, within policy)")
-def refund(body: RefundBody, user: CurrentUser):
+def refund(body: RefundBody, user: CurrentUser, idempotency_key: IdempotencyKey = None):
     order = _own_order(body.order_id, user)
+    if idempotency_key:
+        scoped = f"{user.id}:{idempotency_key}"
+        previous = next((r for r in order.refund_requests or [] if r.get("key") == scoped), None)
+        if previous is not None:
+            return _refund_replay(previous, body)
     paid = order.paid_cents or 0
     if not order.payment_intent_id or paid <= 0:
         raise ApiError(409, "ORDER_NOT_PAID", "nothing was charged for this order")
@@ -184,20 +232,39 @@ def refund(body: RefundBody, user: CurrentUser):
         )
     if not user.is_admin:
         _check_owner_policy(order, amount, left)
-    dispatch.enqueue_task(
-        "payments.refund_payment",
-        order_id=str(order.id),
-        amount_cents=amount,
-        key=uuid.uuid4().hex,
-        actor="admin" if user.is_admin else "customer",
-        reason=body.reason,
-        full=amount == left,
-    )
-    return success(
-        {"orderId": str(order.id), "amountCents": amount, "remainingCents": left - amount},
-        message="refund accepted",
-        status_code=202,
-    )
+    answer = {"orderId": str(order.id), "amountCents": amount, "remainingCents": left - amount}
+    key = uuid.uuid4().hex
+    if idempotency_key:
+        # The refund's own key derives from the client's: a replay refunds nothing twice,
+        # even against Stripe (the gateway sends it as Stripe's idempotency key).
+        key = "idem-" + hashlib.sha256(scoped.encode()).hexdigest()[:32]
+        record = {"key": scoped, "hash": body.fingerprint(), "answer": answer, "at": now_utc()}
+        previous = Order.claim_refund_request(str(order.id), record)
+        if previous is not None:  # a concurrent twin recorded it first
+            return _refund_replay(previous, body)
+    try:
+        dispatch.enqueue_task(
+            "payments.refund_payment",
+            order_id=str(order.id),
+            amount_cents=amount,
+            key=key,
+            actor="admin" if user.is_admin else "customer",
+            reason=body.reason,
+            full=amount == left,
+        )
+    except Exception:
+        if idempotency_key:  # nothing was queued: the same key may be sent again
+            Order.forget_refund_request(str(order.id), scoped)
+        raise
+    return success(answer, message="refund accepted", status_code=202)
+
+
+def _refund_replay(previous: dict[str, Any], body: RefundBody):
+    if previous.get("hash") != body.fingerprint():
+        raise ApiError(
+            409, "IDEMPOTENCY_KEY_REUSED", "this Idempotency-Key was used with a different body"
+        )
+    return success(previous["answer"], message="refund already accepted for this Idempotency-Key")
 
 
 def _check_owner_policy(order: Order, amount: int, left: int) -> None:
@@ -274,12 +341,26 @@ def _handle_webhook(payload: bytes, signature: str | None):
         raise ApiError(400, "MALFORMED_EVENT", "webhook event without id or data.object")
     if event_type not in HANDLED_WEBHOOKS:
         return success({"received": True, "ignored": event_type}, message="event type ignored")
+    if event_type in DISPUTE_WEBHOOKS or event_type in REFUND_WEBHOOKS:
+        return _charge_event(event, event_type, obj)
     order_id = (obj.get("metadata") or {}).get("order_id")
     if order_id:
         order = Order.get(order_id)
     else:  # no metadata: find the order by its intent
         order = Order.objects(payment_intent_id=obj["id"]).first() if obj.get("id") else None
         order_id = str(order.id) if order else None
+    if order is not None and _money_to_return(event_type, obj, order):
+        # Paid for an order that will never ship (or a second charge): refunded by a worker.
+        if not WebhookEvent.record_once(event_id, event_type, order_id):
+            WEBHOOK_DUPLICATES.inc()
+            return success({"received": True, "duplicate": True}, message="duplicate ignored")
+        return _enqueue_or_forget(
+            event_id,
+            "payments.return_kept_payment",
+            order_id=order_id,
+            intent_id=obj["id"],
+            via="webhook",
+        )
     if order is not None and order.status_enum in PAID_STATUSES | TERMINAL:
         # Past payment for good: acting on it would change nothing (the chain, a resume or
         # an earlier delivery settled it), so neither a dedupe record nor a task is needed.
@@ -295,3 +376,57 @@ def _handle_webhook(payload: bytes, signature: str | None):
         WebhookEvent.forget(event_id)  # let Stripe's retry be processed
         raise ApiError(503, "BROKER_UNAVAILABLE", "could not queue the webhook; retry") from exc
     return success({"received": True, "orderId": order_id})
+
+
+def _charge_event(event: dict[str, Any], event_type: str, obj: dict[str, Any]):
+    """Refunds and disputes made in Stripe (Dashboard, support, Radar, the card network).
+
+    They name a charge (and usually its intent); the order is found by its intent. They
+    are acted on whatever the order's status (a shipped or refunded order can still be
+    disputed). The worker re-reads refunds from Stripe; a dispute is recorded from the
+    verified event (event ``created`` orders out-of-order deliveries).
+    """
+    event_id = str(event["id"])
+    intent_id = obj.get("payment_intent")
+    if isinstance(intent_id, dict):
+        intent_id = intent_id.get("id")
+    # A charge, a refund (charge.refund.updated) and a dispute all name the intent; a
+    # dispute may not (payment_intent null): the worker then asks Stripe for its charge.
+    order = Order.objects(payment_intent_id=intent_id).first() if intent_id else None
+    order_id = str(order.id) if order else None
+    if event_type in REFUND_WEBHOOKS and order is None:
+        return success({"received": True, "ignored": "unknown order"})
+    if not WebhookEvent.record_once(event_id, event_type, order_id):
+        WEBHOOK_DUPLICATES.inc()
+        return success({"received": True, "duplicate": True}, message="duplicate ignored")
+    try:
+        if event_type in REFUND_WEBHOOKS:
+            dispatch.enqueue_task("payments.sync_refunds", order_id=order_id, source="webhook")
+        else:
+            dispatch.enqueue_task(
+                "payments.record_dispute",
+                dispute=obj,
+                event_type=event_type,
+                event_created=int(event.get("created") or 0),
+                order_id=order_id,
+            )
+    except Exception as exc:
+        WebhookEvent.forget(event_id)
+        raise ApiError(503, "BROKER_UNAVAILABLE", "could not queue the webhook; retry") from exc
+    return success({"received": True, "orderId": order_id})
+
+
+def _money_to_return(event_type: str, obj: dict[str, Any], order: Order) -> bool:
+    if event_type != "payment_intent.succeeded" or not isinstance(obj.get("id"), str):
+        return False
+    ended = order.status_enum in (OrderStatus.CANCELLED, OrderStatus.FAILED)
+    return ended or (bool(order.payment_intent_id) and obj["id"] != order.payment_intent_id)
+
+
+def _enqueue_or_forget(event_id: str, task: str, **kwargs: Any):
+    try:
+        dispatch.enqueue_task(task, **kwargs)
+    except Exception as exc:
+        WebhookEvent.forget(event_id)  # let Stripe's retry be processed
+        raise ApiError(503, "BROKER_UNAVAILABLE", "could not queue the webhook; retry") from exc
+    return success({"received": True, "orderId": kwargs.get("order_id")})

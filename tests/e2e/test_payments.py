@@ -275,3 +275,40 @@ def test_webhook_for_a_settled_order_is_acknowledged_without_work(client, worker
     after = client.get(f"/api/orders/{order_id}", headers=auth(customer["token"])).json()
     assert after["data"]["order"]["status"] == "shipped"
     assert after["data"]["order"]["version"] == order["version"]
+
+
+def test_refund_with_idempotency_key_refunds_once(client, worker) -> None:
+    admin, customer = _setup(client, "SKU-REF-IDEM")
+    pm = saved_card(customer["user"]["id"])
+    order_id = place_order(client, customer["token"], [("SKU-REF-IDEM", 1)], pm).json()["data"][
+        "order"
+    ]["id"]
+    shipped = wait_status(client, customer["token"], order_id, {"shipped"})
+    h = {**auth(admin["token"]), "Idempotency-Key": "refund-damaged-box-1"}
+    body = {"orderId": order_id, "amountCents": 700, "reason": "damaged box"}
+    first = client.post("/api/payments/refund", json=body, headers=h)
+    second = client.post("/api/payments/refund", json=body, headers=h)
+    assert first.status_code == 202, first.text
+    assert second.status_code == 200, second.text
+    assert second.json()["data"] == first.json()["data"]
+    other = client.post("/api/payments/refund", json={**body, "amountCents": 800}, headers=h)
+    assert other.status_code == 409 and other.json()["code"] == "IDEMPOTENCY_KEY_REUSED"
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        o = client.get(f"/api/orders/{order_id}", headers=auth(admin["token"])).json()["data"][
+            "order"
+        ]
+        if o["refundedCents"]:
+            break
+        time.sleep(0.2)
+    time.sleep(1.0)  # a second refund, if one were queued, would land by now
+    third = client.post("/api/payments/refund", json=body, headers=h)
+    assert third.status_code == 200  # still the same refund, even after it was made
+    o = client.get(f"/api/orders/{order_id}", headers=auth(admin["token"])).json()["data"]["order"]
+    assert o["refundedCents"] == 700
+    refunds = (
+        stripe_client()
+        .v1.refunds.list({"payment_intent": shipped["paymentIntentId"], "limit": 100})
+        .data
+    )
+    assert [r.amount for r in refunds] == [700]

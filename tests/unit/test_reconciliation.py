@@ -57,6 +57,9 @@ def test_payment_action_values() -> None:
         # Waiting on 3-D Secure or the bank.
         (S.REQUIRES_ACTION, "requires_action", 10, True, A.NOTHING),
         (S.PAYMENT_PENDING, "processing", 10, True, A.NOTHING),
+        # Manual capture: an authorization is as good as paid, even past the window.
+        (S.PAYMENT_PENDING, "requires_capture", 10, True, A.MARK_CONFIRMED),
+        (S.REQUIRES_ACTION, "requires_capture", 10_000, True, A.MARK_CONFIRMED),
     ],
 )
 def test_payment_action(

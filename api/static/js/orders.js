@@ -93,6 +93,7 @@ function renderRow(row) {
       { "data-label": "Status" },
       statusBadge(order.status),
       order.needsAttention ? h("span", { class: "flag", testid: "needs-attention", title: order.attentionReason || "" }, "needs attention") : null,
+      order.disputeStatus ? h("span", { class: "flag", testid: "disputed", title: `dispute: ${order.disputeStatus}` }, `dispute: ${order.disputeStatus}`) : null,
     ),
     actionCell,
   );

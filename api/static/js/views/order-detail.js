@@ -100,6 +100,10 @@ export function orderDetailView(root, { id }) {
         order.paidCents ? [h("dt", {}, "Paid"), h("dd", {}, money(order.paidCents, order.currency))] : null,
         order.refundedCents ? [h("dt", {}, "Refunded"), h("dd", {}, money(order.refundedCents, order.currency))] : null,
         order.paymentIntentId ? [h("dt", {}, "Payment"), h("dd", { class: "mono" }, order.paymentIntentId)] : null,
+        (order.disputes || []).map((d) => [
+          h("dt", {}, "Dispute"),
+          h("dd", { testid: "dispute" }, `${d.status} · ${money(d.amountCents, d.currency || order.currency)} · ${d.reason || ""}${d.dueBy ? ` · respond by ${dateTime(d.dueBy)}` : ""}`),
+        ]),
         h("dt", {}, "Correlation id"),
         h("dd", { class: "mono" }, order.correlationId || "—"),
       ),

@@ -19,6 +19,7 @@ DEV_STRIPE_KEY = "sk_test_dev_localstripe"
 DEV_PUBLISHABLE_KEY = "pk_test_dev_localstripe"
 DEV_ADMIN_PASSWORD = "admin-password-change-me"
 DEV_FLOWER_AUTH = "admin:admin"
+DEFAULT_ADMIN_EMAIL = "admin@example.com"
 # 32 zero-free bytes, base64: a dev-only data key (AES-256-GCM) under key id "dev1".
 DEV_DATA_KEYS = "dev1:ZGV2LWRhdGEta2V5LWNoYW5nZS1tZS0wMTIzNDU2Nzg="
 PLACEHOLDER_MARKERS = ("change-me", "change_me", "changeme", "dev_change", "placeholder")
@@ -50,7 +51,7 @@ class Settings(BaseSettings):
     # Auth
     jwt_secret: str = DEV_JWT_SECRET
     jwt_lifetime_seconds: int = 3600 * 12
-    admin_email: str = "admin@example.com"
+    admin_email: str = DEFAULT_ADMIN_EMAIL
     admin_password: str = DEV_ADMIN_PASSWORD
     data_keys: str = Field(
         default=DEV_DATA_KEYS,
@@ -147,9 +148,24 @@ class Settings(BaseSettings):
             problems.append("JWT_SECRET must be at least 32 characters")
         if self.stripe_api_key and not self.stripe_api_key.startswith(("sk_", "rk_")):
             problems.append("STRIPE_API_KEY must be a Stripe secret key (sk_…)")
+        problems += self._production_security_problems()
         if problems:
             raise ValueError("refusing to start in production: " + "; ".join(problems))
         return self
+
+    # -- security checks for production (issue 15); each names its setting ---------------
+
+    def _production_security_problems(self) -> list[str]:
+        problems: list[str] = []
+        if normalized_email(self.admin_email) == DEFAULT_ADMIN_EMAIL:
+            problems.append(
+                f"ADMIN_EMAIL is the default {DEFAULT_ADMIN_EMAIL}: anyone could register it first"
+            )
+        return problems
+
+
+def normalized_email(email: str) -> str:
+    return email.strip().lower()
 
 
 @lru_cache

@@ -16,6 +16,7 @@ GOOD_PROD = {
     "admin_password": "a-strong-admin-pass-91",
     "flower_basic_auth": "ops:very-strong-pass-42",
     "data_keys": "k2:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+    "admin_email": "ops@shop.example.org",
 }
 
 
@@ -74,3 +75,13 @@ def test_env_file_is_read(tmp_path, monkeypatch) -> None:
     monkeypatch.delenv("TAX_RATE_BPS", raising=False)
     s = Settings(_env_file=str(env))
     assert s.api_port == 9123 and s.tax_rate_bps == 1000
+
+
+def test_production_refuses_the_default_admin_email() -> None:
+    values = dict(GOOD_PROD)
+    values.pop("admin_email")
+    with pytest.raises(ValidationError) as info:
+        Settings(_env_file=None, **values)
+    assert "ADMIN_EMAIL is the default admin@example.com" in str(info.value)
+    with pytest.raises(ValidationError):
+        Settings(_env_file=None, **{**GOOD_PROD, "admin_email": " Admin@Example.com "})

@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     # Auth
     jwt_secret: str = DEV_JWT_SECRET
     jwt_lifetime_seconds: int = 3600 * 12
+    # Production refuses a JWT_LIFETIME_SECONDS above this cap.
+    jwt_max_lifetime_seconds: int = 3600 * 12
+    # Every token carries iss and aud; decoding checks both.
+    jwt_issuer: str = "order-management-service"
+    jwt_audience: str = "oms-api"
     admin_email: str = DEFAULT_ADMIN_EMAIL
     admin_password: str = DEV_ADMIN_PASSWORD
     data_keys: str = Field(
@@ -161,7 +166,52 @@ class Settings(BaseSettings):
             problems.append(
                 f"ADMIN_EMAIL is the default {DEFAULT_ADMIN_EMAIL}: anyone could register it first"
             )
+        if self.metrics_public and not self.metrics_token:
+            problems.append(
+                "METRICS_PUBLIC=true without METRICS_TOKEN would publish /metrics to anyone: "
+                "set METRICS_TOKEN (or METRICS_PUBLIC=false)"
+            )
+        if not self.stripe_api_base.lower().startswith("https://"):
+            problems.append("STRIPE_API_BASE must be an https:// URL")
+        if self.stripe_webhook_tolerance <= 0:
+            problems.append("STRIPE_WEBHOOK_TOLERANCE must be > 0 (seconds; 0 accepts replays)")
+        if self.jwt_lifetime_seconds > self.jwt_max_lifetime_seconds:
+            problems.append(
+                f"JWT_LIFETIME_SECONDS {self.jwt_lifetime_seconds} is above "
+                f"JWT_MAX_LIFETIME_SECONDS {self.jwt_max_lifetime_seconds}"
+            )
+        if self.jwt_lifetime_seconds <= 0:
+            problems.append("JWT_LIFETIME_SECONDS must be > 0")
+        problems += _flower_auth_problems(self.flower_basic_auth)
+        if not self.jwt_issuer or not self.jwt_audience:
+            problems.append("JWT_ISSUER and JWT_AUDIENCE must not be empty")
         return problems
+
+
+FLOWER_MIN_PASSWORD = 12
+_COMMON_PASSWORDS = frozenset(
+    {"admin", "password", "changeme", "letmein", "flower", "celery", "123456", "qwerty"}
+)
+
+
+def _flower_auth_problems(value: str) -> list[str]:
+    """Flower's --basic-auth takes user:password pairs separated by commas."""
+    problems: list[str] = []
+    for pair in (p for p in value.split(",") if p.strip()):
+        user, sep, password = pair.partition(":")
+        if not sep or not user:
+            problems.append("FLOWER_BASIC_AUTH must be user:password (comma-separated pairs)")
+        elif (
+            len(password) < FLOWER_MIN_PASSWORD
+            or password.lower() == user.lower()
+            or password.lower() in _COMMON_PASSWORDS
+            or len(set(password)) < 6
+        ):
+            problems.append(
+                f"FLOWER_BASIC_AUTH password for {user!r} is weak: at least "
+                f"{FLOWER_MIN_PASSWORD} characters, 6 distinct, not the user name"
+            )
+    return problems
 
 
 def normalized_email(email: str) -> str:

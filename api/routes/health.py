@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -90,9 +91,13 @@ def ready() -> JSONResponse:
 @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
 def metrics(request: Request) -> Response:
     settings = get_settings()
-    if not settings.metrics_public:
+    # A configured token is always required; "public" only means no token is set (dev).
+    if settings.metrics_token or not settings.metrics_public:
         auth = request.headers.get("authorization", "")
-        if not settings.metrics_token or auth != f"Bearer {settings.metrics_token}":
+        expected = f"Bearer {settings.metrics_token}"
+        if not settings.metrics_token or not hmac.compare_digest(
+            auth.encode("utf-8", "surrogateescape"), expected.encode()
+        ):
             return failure(401, "UNAUTHORIZED", "metrics need a bearer token")
     payload, content_type = render_latest()
     return Response(payload, media_type=content_type)

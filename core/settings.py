@@ -78,6 +78,7 @@ class Settings(BaseSettings):
 
     # Health
     health_check_timeout_ms: int = 800
+    health_cache_seconds: float = 1.5  # /health reuses its checks this long (0: no cache)
 
     # Money (integer minor units)
     currency: str = "usd"
@@ -88,6 +89,7 @@ class Settings(BaseSettings):
     rate_limit_default: str = "300/minute"
     rate_limit_login: str = "5/minute"
     rate_limit_orders: str = "60/minute"
+    rate_limit_health: str = "60/minute"  # /health per client (each call pings every worker)
 
     # Lifecycle thresholds (seconds)
     stuck_order_seconds: int = 120

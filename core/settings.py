@@ -90,6 +90,16 @@ class Settings(BaseSettings):
     rate_limit_login: str = "5/minute"
     rate_limit_orders: str = "60/minute"
     rate_limit_health: str = "60/minute"  # /health per client (each call pings every worker)
+    # Login/registration abuse (issue 15): per client across all emails (spraying), and
+    # registrations per client. Not faster than login: see README, Security.
+    rate_limit_login_client: str = "20/minute"
+    rate_limit_register: str = "10/hour"
+    # Per-account lockout across all clients: from the Nth failure in the window, each
+    # failure locks the email for base * 2**(n - N) seconds, at most max. 0 switches it off.
+    login_lockout_threshold: int = 5
+    login_lockout_base_seconds: int = 30
+    login_lockout_max_seconds: int = 900
+    login_failure_window_seconds: int = 3600
 
     # Lifecycle thresholds (seconds)
     stuck_order_seconds: int = 120

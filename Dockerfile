@@ -1,6 +1,7 @@
 # One image for api, worker, beat and flower (runtime dependencies only).
 FROM python:3.11-slim
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 APP_ENV=production
+# FORWARDED_ALLOW_IPS: uvicorn trusts no proxy unless told (set it to TRUSTED_PROXIES).
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 APP_ENV=production FORWARDED_ALLOW_IPS=""
 WORKDIR /app
 COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt

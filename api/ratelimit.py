@@ -34,6 +34,8 @@ from monitoring.logging import get_logger
 
 KEY_PREFIX = "oms:rl"
 DEFAULT_LIMIT = "rate_limit_default"
+WEBHOOK_LIMIT = "rate_limit_webhook"
+WEBHOOK_PATH = "/api/payments/webhook"
 KeyFunc = Callable[[Request], Awaitable[str]]
 log = get_logger(__name__)
 
@@ -80,6 +82,8 @@ def _too_many(retry_after: int) -> tuple[int, str, str]:
 
 
 def client_ip(scope: Scope) -> str:
+    """The caller's address: the peer, or X-Forwarded-For's when the peer is a trusted proxy
+    (rewritten by ProxyHeadersMiddleware from TRUSTED_PROXIES)."""
     client = scope.get("client")
     return client[0] if client else "unknown"
 
@@ -220,21 +224,27 @@ class RateLimitMiddleware:
         self.limiter = limiter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        # The webhook counts in a bucket of its own: public traffic cannot starve Stripe.
+        limit_name = WEBHOOK_LIMIT if path == WEBHOOK_PATH else DEFAULT_LIMIT
         if (
             scope["type"] != "http"
-            or not scope.get("path", "").startswith("/api/")
-            or self.limiter.limit_for(DEFAULT_LIMIT) is None
+            or not path.startswith("/api/")
+            or self.limiter.limit_for(limit_name) is None
         ):
             await self.app(scope, receive, send)
             return
-        headers = dict(scope.get("headers") or [])
-        raw_auth = headers.get(b"authorization")
-        sub = bearer_subject(
-            raw_auth.decode("latin-1") if raw_auth else None, self.limiter.settings
-        )
-        key = f"user:{sub}" if sub else f"ip:{client_ip(scope)}"
+        if limit_name == WEBHOOK_LIMIT:
+            key = f"ip:{client_ip(scope)}"
+        else:
+            headers = dict(scope.get("headers") or [])
+            raw_auth = headers.get(b"authorization")
+            sub = bearer_subject(
+                raw_auth.decode("latin-1") if raw_auth else None, self.limiter.settings
+            )
+            key = f"user:{sub}" if sub else f"ip:{client_ip(scope)}"
         try:
-            retry_after = await anyio.to_thread.run_sync(self.limiter.hit, DEFAULT_LIMIT, key)
+            retry_after = await anyio.to_thread.run_sync(self.limiter.hit, limit_name, key)
         except RedisError as exc:
             log.warning("rate_limit_unavailable", error=type(exc).__name__)
             retry_after = None

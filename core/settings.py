@@ -100,6 +100,13 @@ class Settings(BaseSettings):
     login_lockout_base_seconds: int = 30
     login_lockout_max_seconds: int = 900
     login_failure_window_seconds: int = 3600
+    # Client addresses behind a proxy: X-Forwarded-For/-Proto are honoured only from these
+    # peers (comma-separated IPs or CIDRs, "*" = any; empty = none). Pass the same value to
+    # uvicorn (--forwarded-allow-ips, or FORWARDED_ALLOW_IPS) so it does not trust its own
+    # default (127.0.0.1) instead.
+    trusted_proxies: str = ""
+    # Stripe's webhook has its own bucket per sender, apart from public traffic.
+    rate_limit_webhook: str = "600/minute"
 
     # Lifecycle thresholds (seconds)
     stuck_order_seconds: int = 120

@@ -108,6 +108,14 @@ class Settings(BaseSettings):
     # Stripe's webhook has its own bucket per sender, apart from public traffic.
     rate_limit_webhook: str = "600/minute"
 
+    # Stock hoarding (api/order_limits.py); 0 switches a limit off.
+    max_unpaid_orders_per_customer: int = 3
+    max_unpaid_units_per_product: int = 10
+    order_placement_lock_wait: float = 3.0
+    # Orders placed without a payment method hold stock this long (the payments sweep
+    # times them out, like payment_window_seconds for the others, whichever is shorter).
+    unpaid_hold_no_method_seconds: int = 900
+
     # Lifecycle thresholds (seconds)
     stuck_order_seconds: int = 120
     stuck_max_resumes: int = 3

@@ -13,6 +13,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from api.deps import AdminUser, CurrentUser, DataKeys, ensure_owner_or_admin
 from api.envelope import ApiError, not_found, paginated, success
+from api.order_limits import enforce_unpaid_limits, placement_lock
 from api.order_schemas import (
     SORTS,
     CancelBody,
@@ -247,7 +248,7 @@ def _price(body: OrderCreate) -> tuple[list[dict[str, Any]], Any]:
     "",
     status_code=202,
     summary="Place an order: priced here, answered 202, the chain already enqueued",
-    dependencies=[Depends(rate_limit("rate_limit_orders", user_key))],
+    dependencies=[Depends(rate_limit("rate_limit_orders", user_key)), Depends(placement_lock)],
 )
 def create_order(
     body: OrderCreate, user: CurrentUser, keyring: DataKeys, idempotency_key: IdempotencyKey = None
@@ -258,6 +259,7 @@ def create_order(
         if existing is not None:
             return _replay(existing, fingerprint, keyring)
     items, totals = _price(body)
+    enforce_unpaid_limits(str(user.id), items)  # stock hoarding (api/order_limits.py)
     correlation_id = correlation_id_var.get() or new_correlation_id()
     at = now_utc()
     order = Order(

@@ -19,7 +19,12 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from api.deps import install_security
 from api.errors import install_error_handlers
-from api.middleware import BodySizeLimitMiddleware, CorrelationMiddleware, SecurityHeadersMiddleware
+from api.middleware import (
+    BodySizeLimitMiddleware,
+    CorrelationMiddleware,
+    RequestTimeoutMiddleware,
+    SecurityHeadersMiddleware,
+)
 from api.ratelimit import install_rate_limits
 from api.routes import events, health, notifications, orders, payments, products, realtime, users
 from api.routes.realtime import close_event_hub
@@ -94,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # Innermost: its 429s still pass through CORS, security headers and correlation.
     install_rate_limits(app, settings)
+    app.add_middleware(RequestTimeoutMiddleware, seconds=settings.request_timeout_seconds)
     # Outermost last: correlation wraps everything so even 413s carry the header.
     app.add_middleware(
         CORSMiddleware,
@@ -103,7 +109,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Correlation-ID"],
         expose_headers=["X-Correlation-ID", "Location", "Retry-After"],
     )
-    app.add_middleware(SecurityHeadersMiddleware, stripe_origin=_origin(settings.stripe_api_base))
+    app.add_middleware(
+        SecurityHeadersMiddleware,
+        stripe_origin=_origin(settings.stripe_api_base),
+        hsts_seconds=settings.hsts_seconds,
+    )
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(CorrelationMiddleware)
     if settings.trusted_proxies.strip():

@@ -108,6 +108,10 @@ class Settings(BaseSettings):
     # Stripe's webhook has its own bucket per sender, apart from public traffic.
     rate_limit_webhook: str = "600/minute"
 
+    # HTTP hardening: HSTS on https responses (0: off), a deadline per request (0: off).
+    hsts_seconds: int = 31536000
+    request_timeout_seconds: float = 30.0
+
     # Stock hoarding (api/order_limits.py); 0 switches a limit off.
     max_unpaid_orders_per_customer: int = 3
     max_unpaid_units_per_product: int = 10
@@ -145,6 +149,9 @@ class Settings(BaseSettings):
     ws_ping_interval: float = 25.0
     ws_auth_timeout: float = 10.0
     ws_resume_wait: float = 0.3  # how long a fresh socket waits for a resume before going live
+    ws_max_message_bytes: int = 4096  # a client frame over this closes the socket (1009)
+    ws_max_sockets_per_user: int = 5  # per API process; one more is closed with 4429
+    ws_resume_per_minute: int = 10  # per socket; more answer an error RATE_LIMITED
 
     # Paths
     data_dir: str = ".data"

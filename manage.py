@@ -69,6 +69,29 @@ def create_admin(
         typer.echo(f"admin {user.email} already up to date")
 
 
+@cli.command("rotate-data-key")
+def rotate_data_key(
+    dry_run: bool = typer.Option(False, "--dry-run", help="count, write nothing"),
+) -> None:
+    """Re-encrypt every encrypted field under the first key of DATA_KEYS. Safe to interrupt
+    and re-run; keep the old key in DATA_KEYS until this reports nothing left."""
+    from core.crypto import KeyRing
+    from core.settings import get_settings
+    from models.rotation import rotate_data_key as rotate
+
+    keyring = KeyRing.from_settings(get_settings())
+    report = rotate(keyring, dry_run=dry_run, progress=typer.echo)
+    verb = "would rewrite" if dry_run else "rewrote"
+    typer.echo(
+        f"rotate-data-key: {verb} {report.rewritten}, already under {keyring.primary_kid!r} "
+        f"{report.current}, changed meanwhile {report.changed_meanwhile}"
+    )
+    for line in report.unreadable:
+        typer.echo(f"unreadable: {line}", err=True)
+    if not report.done:
+        raise typer.Exit(1)
+
+
 @cli.command()
 def resume(order_id: str) -> None:
     """Rebuild and enqueue the remaining chain of an order from its stored status."""

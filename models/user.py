@@ -188,7 +188,8 @@ class User(Document):
             version=1,
         )
         user.outbox = [
-            user._event(EventType.USER_CREATED, 1, {"email": user.email, "role": user.role})
+            # No email: the event store keeps events for years and fans them out.
+            user._event(EventType.USER_CREATED, 1, {"role": user.role})
         ]
         try:
             user.save(force_insert=True)

@@ -18,9 +18,13 @@ from core.db import get_db
 
 # collection -> encrypted fields (stored as core.crypto's "v1:{kid}:..." strings)
 ENCRYPTED_FIELDS: dict[str, tuple[str, ...]] = {
-    "users": ("phone_enc",),
+    "users": ("phone_enc", "first_name", "last_name"),
     "orders": ("shipping_address_enc",),
 }
+# Fields that were stored in clear before they were encrypted: a clear value is encrypted.
+CLEAR_BEFORE: frozenset[tuple[str, str]] = frozenset(
+    {("users", "first_name"), ("users", "last_name")}
+)
 
 
 @dataclass
@@ -54,11 +58,16 @@ def rotate_data_key(
             )
             for doc in cursor:
                 stored = doc[name]
+                if not stored:
+                    continue
                 try:
-                    if key_id_of(stored) == keyring.primary_kid:
+                    if (collection, name) in CLEAR_BEFORE and not stored.startswith("v1:"):
+                        plaintext = stored.encode("utf-8")
+                    elif key_id_of(stored) == keyring.primary_kid:
                         report.current += 1
                         continue
-                    plaintext = keyring.decrypt(stored)
+                    else:
+                        plaintext = keyring.decrypt(stored)
                 except DecryptionError as exc:
                     report.unreadable.append(f"{collection}/{doc['_id']}.{name}: {exc}")
                     continue

@@ -25,7 +25,7 @@ from mongoengine import (
 )
 
 from core.context import correlation_id_var
-from core.crypto import KeyRing, decrypt_str, encrypt_str
+from core.crypto import DecryptionError, KeyRing, decrypt_str, encrypt_str
 from core.revocation import RevocationStore
 from core.security import hash_password, now_ms, verify_password
 from core.settings import get_settings
@@ -65,6 +65,30 @@ class _Unset:
 UNSET: Any = _Unset()
 
 
+class EncryptedStringField(StringField):
+    """A string stored AES-256-GCM encrypted (core.crypto, the app's DATA_KEYS), read back
+    in clear. Length and validation apply to the clear text. A value stored before the field
+    was encrypted (clear text) reads as it is; ``manage.py rotate-data-key`` encrypts it.
+    Not for fields that are queried: each write encrypts with a fresh nonce."""
+
+    def to_mongo(self, value: Any) -> Any:
+        return encrypt_str(value) if isinstance(value, str) and value else value
+
+    def to_python(self, value: Any) -> Any:
+        if isinstance(value, str) and value.startswith("v1:"):
+            try:
+                return decrypt_str(value)
+            except DecryptionError:
+                return value
+        return value
+
+    def prepare_query_value(self, op: Any, value: Any) -> Any:
+        value = super().prepare_query_value(op, value)
+        if op == "set" and isinstance(value, str) and value:
+            return encrypt_str(value)
+        return value
+
+
 def _revoke_all_tokens(user_id: str, cut_off_ms: int) -> None:
     store = RevocationStore.from_settings(get_settings())
     try:
@@ -96,8 +120,8 @@ class User(Document):
 
     email = StringField(required=True, max_length=320)
     password_hash = StringField(required=True)
-    first_name = StringField(max_length=100, default="")
-    last_name = StringField(max_length=100, default="")
+    first_name = EncryptedStringField(max_length=100, default="")
+    last_name = EncryptedStringField(max_length=100, default="")
     phone_enc = StringField()
     role = StringField(required=True, choices=[r.value for r in UserRole], default="customer")
     stripe_customer_id = StringField()

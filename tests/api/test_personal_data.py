@@ -26,3 +26,24 @@ def test_event_store_keeps_no_emails(client, worker) -> None:
     assert "@example.com" not in dumped
     r = client.get(f"/api/events?userId={customer['user']['id']}", headers=auth(admin["token"]))
     assert r.status_code == 200 and "private.person" not in r.text
+
+
+def test_names_are_encrypted_at_rest_and_read_in_clear(client) -> None:
+    from core.crypto import key_id_of
+    from core.db import get_db
+
+    customer = register(client, "named@example.com")
+    user_id = customer["user"]["id"]
+    raw = get_db()["users"].find_one({"email": "named@example.com"})
+    assert key_id_of(raw["first_name"]) == key_id_of(raw["last_name"]) == "dev1"
+    assert "Test" not in str(raw) and "User" not in raw["last_name"]
+    r = client.patch(
+        "/api/users/profile", headers=auth(customer["token"]), json={"firstName": "Augusta"}
+    )
+    assert r.status_code == 200 and r.json()["data"]["user"]["firstName"] == "Augusta"
+    raw = get_db()["users"].find_one({"email": "named@example.com"})
+    assert "Augusta" not in str(raw)
+    profile = client.get("/api/users/profile", headers=auth(customer["token"])).json()
+    assert profile["data"]["user"]["firstName"] == "Augusta"
+    assert profile["data"]["user"]["lastName"] == "User"
+    assert profile["data"]["user"]["id"] == user_id

@@ -41,14 +41,55 @@ def create_admin(
     password: str = typer.Option(
         ..., prompt=True, hide_input=True, confirmation_prompt=True, help="at least 8 characters"
     ),
+    promote_existing: bool = typer.Option(
+        False,
+        "--promote-existing",
+        help="make an existing customer account admin (its password is reset, its tokens revoked)",
+    ),
 ) -> None:
-    """Create the admin user, or make an existing account admin with this password."""
-    from models.user import User
+    """Create the admin user. An existing non-admin account is promoted only with
+    --promote-existing; any change revokes every token the account holds."""
+    from models.user import ExistingAccountNotAdmin, User
 
     if len(password) < 8:
         raise typer.BadParameter("password must be at least 8 characters", param_hint="--password")
-    user, changed = User.ensure_admin(email, password)
-    typer.echo(f"admin {user.email} {'created/updated' if changed else 'already up to date'}")
+    try:
+        user, changed = User.ensure_admin(email, password, promote_existing=promote_existing)
+    except ExistingAccountNotAdmin as exc:
+        typer.echo(
+            f"{exc} is an existing customer account, not an admin: whoever registered it would "
+            "become admin. Check who owns it; re-run with --promote-existing to promote it "
+            "(its password is reset and every token it holds is revoked).",
+            err=True,
+        )
+        raise typer.Exit(1) from exc
+    if changed:
+        typer.echo(f"admin {user.email} created/updated; its earlier tokens are revoked")
+    else:
+        typer.echo(f"admin {user.email} already up to date")
+
+
+@cli.command("rotate-data-key")
+def rotate_data_key(
+    dry_run: bool = typer.Option(False, "--dry-run", help="count, write nothing"),
+) -> None:
+    """Re-encrypt every encrypted field under the first key of DATA_KEYS. Safe to interrupt
+    and re-run; keep the old key in DATA_KEYS until this reports nothing left."""
+    from core.crypto import KeyRing
+    from core.settings import get_settings
+    from models.rotation import rotate_data_key as rotate
+
+    keyring = KeyRing.from_settings(get_settings())
+    report = rotate(keyring, dry_run=dry_run, progress=typer.echo)
+    verb = "would rewrite" if dry_run else "rewrote"
+    typer.echo(
+        f"rotate-data-key: {verb} {report.rewritten}, already under {keyring.primary_kid!r} "
+        f"{report.current}, changed meanwhile {report.changed_meanwhile}"
+    )
+    for line in report.unreadable:
+        typer.echo(f"unreadable: {line}", err=True)
+    if not report.done:
+        raise typer.Exit(1)
 
 
 @cli.command()

@@ -133,6 +133,32 @@ def get_admin_user(user: CurrentUser) -> User:
 AdminUser = Annotated[User, Depends(get_admin_user)]
 
 
+def viewer_is_admin(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+) -> bool:
+    """True for a valid, unrevoked admin token; anything else (none, bad, customer) is False.
+
+    For routes open to anyone that show admins more (health). No user lookup: the signed
+    role claim is trusted because every role change and deactivation revokes the
+    account's tokens, and revocation is answered by Redis even while Mongo is down.
+    """
+    if credentials is None or not credentials.credentials:
+        return False
+    settings = get_app_settings(request)
+    try:
+        claims = decode_access_token(credentials.credentials, settings)
+        if claims.role != "admin":
+            return False
+        revocations = get_revocations(request)
+        return not revocations.is_revoked(claims.jti, claims.sub, claims.issued_ms, claims.exp)
+    except Exception:  # invalid token, or revocation unknowable: the anonymous view
+        return False
+
+
+ViewerIsAdmin = Annotated[bool, Depends(viewer_is_admin)]
+
+
 def ensure_owner_or_admin(user: User, owner_id: str | None, what: str) -> None:
     """Admins see everything; a customer asking for someone else's resource gets 404
     ``<WHAT>_NOT_FOUND``, exactly as if it did not exist."""

@@ -14,10 +14,16 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from api.deps import install_security
 from api.errors import install_error_handlers
-from api.middleware import BodySizeLimitMiddleware, CorrelationMiddleware, SecurityHeadersMiddleware
+from api.middleware import (
+    BodySizeLimitMiddleware,
+    CorrelationMiddleware,
+    RequestTimeoutMiddleware,
+    SecurityHeadersMiddleware,
+)
 from api.ratelimit import install_rate_limits
 from api.routes import (
     account,
@@ -108,6 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # Innermost: its 429s still pass through CORS, security headers and correlation.
     install_rate_limits(app, settings)
+    app.add_middleware(RequestTimeoutMiddleware, seconds=settings.request_timeout_seconds)
     # Outermost last: correlation wraps everything so even 413s carry the header.
     app.add_middleware(
         CORSMiddleware,
@@ -121,7 +128,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         SecurityHeadersMiddleware,
         stripe_sources=csp_sources(settings.stripe_api_base),
         page_origin=settings.public_base_url,
+        hsts_seconds=settings.hsts_seconds,
     )
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(CorrelationMiddleware)
+    if settings.trusted_proxies.strip():
+        # Outermost: every layer (rate limits, logs) sees the real client behind the proxy.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -136,6 +137,63 @@ class BodySizeLimitMiddleware:
             await self._reject(send)
 
 
+class RequestTimeoutMiddleware:
+    """A deadline per HTTP request: past it the client gets 504 ``REQUEST_TIMEOUT``.
+
+    The handler runs as a task; at the deadline it is cancelled and not awaited (a sync
+    route's thread cannot be interrupted, it finishes in the background and whatever it
+    sends is dropped). A response already started is left to finish.
+    """
+
+    def __init__(self, app: ASGIApp, seconds: float) -> None:
+        self.app = app
+        self.seconds = seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self.seconds <= 0:
+            await self.app(scope, receive, send)
+            return
+        state = {"started": False, "timed_out": False}
+
+        async def guarded_send(message: Message) -> None:
+            if state["timed_out"]:
+                return
+            if message["type"] == "http.response.start":
+                state["started"] = True
+            await send(message)
+
+        task = asyncio.ensure_future(self.app(scope, receive, guarded_send))
+        done, _ = await asyncio.wait({task}, timeout=self.seconds)
+        if task in done:
+            task.result()  # re-raise what the app raised
+            return
+        if state["started"]:
+            await task  # streaming already: let it finish
+            return
+        state["timed_out"] = True
+        task.cancel()
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        log.warning("request_timeout", path=scope.get("path"), seconds=self.seconds)
+        body = json.dumps(
+            failure_body(504, "REQUEST_TIMEOUT", f"no answer within {self.seconds:g} s")
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 504,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+# Responses of these paths may carry a token or personal data: never stored by any cache.
+NO_STORE_PREFIXES = ("/api/",)
+
+
 class SecurityHeadersMiddleware:
     """Adds conservative security headers; the CSP allows Stripe's hosts only.
 
@@ -143,6 +201,10 @@ class SecurityHeadersMiddleware:
     documented Stripe.js / 3-D Secure / API hosts in production, the emulator's origin in
     dev. The WebSocket is allowed to the page's own origin only (``page_origin``, the
     public base URL, in its ws/wss form), not to any ``ws:``/``wss:`` host.
+
+    Also ``Cache-Control: no-store`` on API responses (tokens, profiles, orders) unless the
+    route set its own, and ``Strict-Transport-Security`` on responses served over https
+    (the scheme is https directly or via X-Forwarded-Proto from a trusted proxy).
     """
 
     def __init__(
@@ -150,8 +212,10 @@ class SecurityHeadersMiddleware:
         app: ASGIApp,
         stripe_sources: Mapping[str, Sequence[str]],
         page_origin: str,
+        hsts_seconds: int = 0,
     ) -> None:
         self.app = app
+        self.hsts = f"max-age={hsts_seconds}; includeSubDomains".encode() if hsts_seconds else b""
 
         def allow(directive: str, *extra: str) -> str:
             sources = ["'self'", *extra, *stripe_sources.get(directive, ())]
@@ -172,11 +236,18 @@ class SecurityHeadersMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        csp = self.docs_csp if scope.get("path", "").startswith("/api-docs") else self.csp
+        path = scope.get("path", "")
+        csp = self.docs_csp if path.startswith("/api-docs") else self.csp
+        https = scope.get("scheme") == "https"
+        no_store = path.startswith(NO_STORE_PREFIXES)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 hdrs: list[Any] = list(message.get("headers") or [])
+                if https and self.hsts:
+                    hdrs.append((b"strict-transport-security", self.hsts))
+                if no_store and not any(k.lower() == b"cache-control" for k, _ in hdrs):
+                    hdrs.append((b"cache-control", b"no-store"))
                 hdrs += [
                     (b"x-content-type-options", b"nosniff"),
                     (b"x-frame-options", b"DENY"),

@@ -18,6 +18,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 import anyio.to_thread
+import redis
 from fastapi import FastAPI, Request
 from limits import RateLimitItem, parse
 from limits.storage import RedisStorage
@@ -35,6 +36,8 @@ KEY_PREFIX = "oms:rl"
 DEFAULT_LIMIT = "rate_limit_default"
 API_KEY_LIMIT = "rate_limit_api_key"
 API_KEY_PREFIX = "oms_"  # models.api_key.KEY_PREFIX (the limiter reads no models)
+WEBHOOK_LIMIT = "rate_limit_webhook"
+WEBHOOK_PATH = "/api/payments/webhook"
 KeyFunc = Callable[[Request], Awaitable[str]]
 log = get_logger(__name__)
 
@@ -81,6 +84,8 @@ def _too_many(retry_after: int) -> tuple[int, str, str]:
 
 
 def client_ip(scope: Scope) -> str:
+    """The caller's address: the peer, or X-Forwarded-For's when the peer is a trusted proxy
+    (rewritten by ProxyHeadersMiddleware from TRUSTED_PROXIES)."""
     client = scope.get("client")
     return client[0] if client else "unknown"
 
@@ -110,18 +115,95 @@ async def user_key(request: Request) -> str:
     return f"user:{sub}" if sub else await ip_key(request)
 
 
-async def login_key(request: Request) -> str:
-    """Per client IP and email (from the raw JSON body; FastAPI has already read it)."""
-    email = ""
+def email_digest(email: str) -> str:
+    """The key part for an email: hashed so no plaintext email sits in Redis keys."""
+    return hashlib.sha256(email.strip().lower().encode()).hexdigest()[:24]
+
+
+async def body_email(request: Request) -> str:
+    """The ``email`` of the raw JSON body (FastAPI has already read it), or ""."""
     try:
         body = json.loads(await request.body() or b"{}")
         if isinstance(body, dict) and isinstance(body.get("email"), str):
-            email = body["email"].strip().lower()
+            return body["email"]
     except (ValueError, UnicodeDecodeError):
         pass
-    # Hashed so no plaintext email sits in Redis keys.
-    digest = hashlib.sha256(email.encode()).hexdigest()[:24]
-    return f"{await ip_key(request)}|email:{digest}"
+    return ""
+
+
+async def login_key(request: Request) -> str:
+    """Per client IP and email."""
+    return f"{await ip_key(request)}|email:{email_digest(await body_email(request))}"
+
+
+class LoginLockout:
+    """Per-account lockout across all clients, with exponential back-off.
+
+    Failures of one email (known or not, so a lockout reveals nothing) are counted for
+    ``login_failure_window_seconds``; from the ``login_lockout_threshold``-th on, every
+    failure locks the email for ``login_lockout_base_seconds * 2**(n - threshold)``,
+    capped at ``login_lockout_max_seconds``. A lock always ends, so the real owner's
+    correct password gets through after at most the cap; a success clears the count.
+    Threshold 0 switches it off; a Redis failure lets the login through (logged).
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._redis: redis.Redis | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.settings.login_lockout_threshold > 0
+
+    def _client(self) -> redis.Redis:
+        if self._redis is None:
+            self._redis = redis.Redis.from_url(
+                self.settings.redis_url, socket_timeout=2.0, socket_connect_timeout=1.0
+            )
+        return self._redis
+
+    @staticmethod
+    def _keys(email: str) -> tuple[str, str]:
+        digest = email_digest(email)
+        return f"{KEY_PREFIX}:login-fails:{digest}", f"{KEY_PREFIX}:login-lock:{digest}"
+
+    def locked_for(self, email: str) -> int | None:
+        """Seconds left on this email's lock, or None."""
+        if not self.enabled:
+            return None
+        try:
+            ttl = self._client().pttl(self._keys(email)[1])
+        except RedisError as exc:
+            log.warning("login_lockout_unavailable", error=type(exc).__name__)
+            return None
+        return max(1, math.ceil(ttl / 1000)) if ttl and ttl > 0 else None
+
+    def failed(self, email: str) -> None:
+        if not self.enabled:
+            return
+        s = self.settings
+        fails_key, lock_key = self._keys(email)
+        try:
+            client = self._client()
+            pipe = client.pipeline(transaction=True)
+            pipe.incr(fails_key)
+            pipe.expire(fails_key, s.login_failure_window_seconds)
+            count = int(pipe.execute()[0])
+            over = count - s.login_lockout_threshold
+            if over >= 0:
+                seconds = min(s.login_lockout_max_seconds, s.login_lockout_base_seconds * 2**over)
+                client.set(lock_key, "1", ex=max(1, int(seconds)))
+                log.warning("login_locked", seconds=int(seconds), failures=count)
+        except RedisError as exc:
+            log.warning("login_lockout_unavailable", error=type(exc).__name__)
+
+    def succeeded(self, email: str) -> None:
+        if not self.enabled:
+            return
+        try:
+            self._client().delete(*self._keys(email))
+        except RedisError as exc:
+            log.warning("login_lockout_unavailable", error=type(exc).__name__)
 
 
 def rate_limit(setting_name: str, key_func: KeyFunc) -> Callable[[Request], Awaitable[None]]:
@@ -148,22 +230,27 @@ class RateLimitMiddleware:
         self.limiter = limiter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope.get("path", "").startswith("/api/"):
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not path.startswith("/api/"):
             await self.app(scope, receive, send)
             return
-        headers = dict(scope.get("headers") or [])
-        raw_auth = headers.get(b"authorization")
-        sub = bearer_subject(
-            raw_auth.decode("latin-1") if raw_auth else None, self.limiter.settings
-        )
-        key = f"user:{sub}" if sub else f"ip:{client_ip(scope)}"
-        # A machine client's key has a limit of its own (RATE_LIMIT_API_KEY).
-        which = API_KEY_LIMIT if sub and sub.startswith("key:") else DEFAULT_LIMIT
-        if self.limiter.limit_for(which) is None:
+        # The webhook counts in a bucket of its own: public traffic cannot starve Stripe.
+        if path == WEBHOOK_PATH:
+            limit_name, key = WEBHOOK_LIMIT, f"ip:{client_ip(scope)}"
+        else:
+            headers = dict(scope.get("headers") or [])
+            raw_auth = headers.get(b"authorization")
+            sub = bearer_subject(
+                raw_auth.decode("latin-1") if raw_auth else None, self.limiter.settings
+            )
+            key = f"user:{sub}" if sub else f"ip:{client_ip(scope)}"
+            # A machine client's key has a limit of its own (RATE_LIMIT_API_KEY).
+            limit_name = API_KEY_LIMIT if sub and sub.startswith("key:") else DEFAULT_LIMIT
+        if self.limiter.limit_for(limit_name) is None:
             await self.app(scope, receive, send)
             return
         try:
-            retry_after = await anyio.to_thread.run_sync(self.limiter.hit, which, key)
+            retry_after = await anyio.to_thread.run_sync(self.limiter.hit, limit_name, key)
         except RedisError as exc:
             log.warning("rate_limit_unavailable", error=type(exc).__name__)
             retry_after = None
@@ -193,5 +280,6 @@ def install_rate_limits(app: FastAPI, settings: Settings) -> RateLimiter:
     """
     limiter = RateLimiter(settings)
     app.state.rate_limiter = limiter
+    app.state.login_lockout = LoginLockout(settings)
     app.add_middleware(RateLimitMiddleware, limiter=limiter)
     return limiter

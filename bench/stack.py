@@ -59,6 +59,8 @@ def base_env() -> dict[str, str]:
         "RATE_LIMIT_DEFAULT": "",
         "RATE_LIMIT_LOGIN": "",
         "RATE_LIMIT_ORDERS": "",
+        "MAX_UNPAID_ORDERS_PER_CUSTOMER": "0",
+        "MAX_UNPAID_UNITS_PER_PRODUCT": "0",
         "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
         "STRIPE_TIMEOUT_SECONDS": "5",
         "STUCK_ORDER_SECONDS": "3600",

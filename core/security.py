@@ -17,7 +17,7 @@ from pwdlib.hashers.argon2 import Argon2Hasher
 from core.settings import Settings, get_settings
 
 JWT_ALGORITHM = "HS256"
-REQUIRED_CLAIMS = ("sub", "role", "jti", "iat", "exp")
+REQUIRED_CLAIMS = ("sub", "role", "jti", "iat", "exp", "iss", "aud")
 
 _password_hash = PasswordHash((Argon2Hasher(),))
 
@@ -94,6 +94,8 @@ def create_access_token(
         "jti": claims.jti,
         "iat": claims.iat,
         "exp": claims.exp,
+        "iss": settings.jwt_issuer,
+        "aud": settings.jwt_audience,
     }
     return jwt.encode(payload, settings.jwt_secret, algorithm=JWT_ALGORITHM), claims
 
@@ -106,6 +108,8 @@ def decode_access_token(token: str, settings: Settings | None = None) -> TokenCl
             settings.jwt_secret,
             algorithms=[JWT_ALGORITHM],
             options={"require": list(REQUIRED_CLAIMS)},
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
             leeway=0,
         )
     except jwt.ExpiredSignatureError as exc:

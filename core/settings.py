@@ -19,6 +19,7 @@ DEV_STRIPE_KEY = "sk_test_dev_localstripe"
 DEV_PUBLISHABLE_KEY = "pk_test_dev_localstripe"
 DEV_ADMIN_PASSWORD = "admin-password-change-me"
 DEV_FLOWER_AUTH = "admin:admin"
+DEFAULT_ADMIN_EMAIL = "admin@example.com"
 # 32 zero-free bytes, base64: a dev-only data key (AES-256-GCM) under key id "dev1".
 DEV_DATA_KEYS = "dev1:ZGV2LWRhdGEta2V5LWNoYW5nZS1tZS0wMTIzNDU2Nzg="
 PLACEHOLDER_MARKERS = ("change-me", "change_me", "changeme", "dev_change", "placeholder")
@@ -50,7 +51,12 @@ class Settings(BaseSettings):
     # Auth
     jwt_secret: str = DEV_JWT_SECRET
     jwt_lifetime_seconds: int = 3600 * 12
-    admin_email: str = "admin@example.com"
+    # Production refuses a JWT_LIFETIME_SECONDS above this cap.
+    jwt_max_lifetime_seconds: int = 3600 * 12
+    # Every token carries iss and aud; decoding checks both.
+    jwt_issuer: str = "order-management-service"
+    jwt_audience: str = "oms-api"
+    admin_email: str = DEFAULT_ADMIN_EMAIL
     admin_password: str = DEV_ADMIN_PASSWORD
     data_keys: str = Field(
         default=DEV_DATA_KEYS,
@@ -72,6 +78,7 @@ class Settings(BaseSettings):
 
     # Health
     health_check_timeout_ms: int = 800
+    health_cache_seconds: float = 1.5  # /health reuses its checks this long (0: no cache)
 
     # Money (integer minor units)
     currency: str = "usd"
@@ -83,6 +90,36 @@ class Settings(BaseSettings):
     rate_limit_login: str = "5/minute"
     rate_limit_orders: str = "60/minute"
     rate_limit_api_key: str = "600/minute"  # per API key, in place of the default limit
+    rate_limit_health: str = "60/minute"  # /health per client (each call pings every worker)
+    # Login/registration abuse (issue 15): per client across all emails (spraying), and
+    # registrations per client. Not faster than login: see README, Security.
+    rate_limit_login_client: str = "20/minute"
+    rate_limit_register: str = "10/hour"
+    # Per-account lockout across all clients: from the Nth failure in the window, each
+    # failure locks the email for base * 2**(n - N) seconds, at most max. 0 switches it off.
+    login_lockout_threshold: int = 5
+    login_lockout_base_seconds: int = 30
+    login_lockout_max_seconds: int = 900
+    login_failure_window_seconds: int = 3600
+    # Client addresses behind a proxy: X-Forwarded-For/-Proto are honoured only from these
+    # peers (comma-separated IPs or CIDRs, "*" = any; empty = none). Pass the same value to
+    # uvicorn (--forwarded-allow-ips, or FORWARDED_ALLOW_IPS) so it does not trust its own
+    # default (127.0.0.1) instead.
+    trusted_proxies: str = ""
+    # Stripe's webhook has its own bucket per sender, apart from public traffic.
+    rate_limit_webhook: str = "600/minute"
+
+    # HTTP hardening: HSTS on https responses (0: off), a deadline per request (0: off).
+    hsts_seconds: int = 31536000
+    request_timeout_seconds: float = 30.0
+
+    # Stock hoarding (api/order_limits.py); 0 switches a limit off.
+    max_unpaid_orders_per_customer: int = 3
+    max_unpaid_units_per_product: int = 10
+    order_placement_lock_wait: float = 3.0
+    # Orders placed without a payment method hold stock this long (the payments sweep
+    # times them out, like payment_window_seconds for the others, whichever is shorter).
+    unpaid_hold_no_method_seconds: int = 900
 
     # Lifecycle thresholds (seconds)
     stuck_order_seconds: int = 120
@@ -114,6 +151,9 @@ class Settings(BaseSettings):
     ws_ping_interval: float = 25.0
     ws_auth_timeout: float = 10.0
     ws_resume_wait: float = 0.3  # how long a fresh socket waits for a resume before going live
+    ws_max_message_bytes: int = 4096  # a client frame over this closes the socket (1009)
+    ws_max_sockets_per_user: int = 5  # per API process; one more is closed with 4429
+    ws_resume_per_minute: int = 10  # per socket; more answer an error RATE_LIMITED
 
     # Outgoing webhooks (shops' systems subscribing to our events)
     webhook_timeout_seconds: float = 5.0  # per attempt: connect + answer
@@ -184,9 +224,69 @@ class Settings(BaseSettings):
             problems.append("JWT_SECRET must be at least 32 characters")
         if self.stripe_api_key and not self.stripe_api_key.startswith(("sk_", "rk_")):
             problems.append("STRIPE_API_KEY must be a Stripe secret key (sk_…)")
+        problems += self._production_security_problems()
         if problems:
             raise ValueError("refusing to start in production: " + "; ".join(problems))
         return self
+
+    # -- security checks for production (issue 15); each names its setting ---------------
+
+    def _production_security_problems(self) -> list[str]:
+        problems: list[str] = []
+        if normalized_email(self.admin_email) == DEFAULT_ADMIN_EMAIL:
+            problems.append(
+                f"ADMIN_EMAIL is the default {DEFAULT_ADMIN_EMAIL}: anyone could register it first"
+            )
+        if self.metrics_public and not self.metrics_token:
+            problems.append(
+                "METRICS_PUBLIC=true without METRICS_TOKEN would publish /metrics to anyone: "
+                "set METRICS_TOKEN (or METRICS_PUBLIC=false)"
+            )
+        if not self.stripe_api_base.lower().startswith("https://"):
+            problems.append("STRIPE_API_BASE must be an https:// URL")
+        if self.stripe_webhook_tolerance <= 0:
+            problems.append("STRIPE_WEBHOOK_TOLERANCE must be > 0 (seconds; 0 accepts replays)")
+        if self.jwt_lifetime_seconds > self.jwt_max_lifetime_seconds:
+            problems.append(
+                f"JWT_LIFETIME_SECONDS {self.jwt_lifetime_seconds} is above "
+                f"JWT_MAX_LIFETIME_SECONDS {self.jwt_max_lifetime_seconds}"
+            )
+        if self.jwt_lifetime_seconds <= 0:
+            problems.append("JWT_LIFETIME_SECONDS must be > 0")
+        problems += _flower_auth_problems(self.flower_basic_auth)
+        if not self.jwt_issuer or not self.jwt_audience:
+            problems.append("JWT_ISSUER and JWT_AUDIENCE must not be empty")
+        return problems
+
+
+FLOWER_MIN_PASSWORD = 12
+_COMMON_PASSWORDS = frozenset(
+    {"admin", "password", "changeme", "letmein", "flower", "celery", "123456", "qwerty"}
+)
+
+
+def _flower_auth_problems(value: str) -> list[str]:
+    """Flower's --basic-auth takes user:password pairs separated by commas."""
+    problems: list[str] = []
+    for pair in (p for p in value.split(",") if p.strip()):
+        user, sep, password = pair.partition(":")
+        if not sep or not user:
+            problems.append("FLOWER_BASIC_AUTH must be user:password (comma-separated pairs)")
+        elif (
+            len(password) < FLOWER_MIN_PASSWORD
+            or password.lower() == user.lower()
+            or password.lower() in _COMMON_PASSWORDS
+            or len(set(password)) < 6
+        ):
+            problems.append(
+                f"FLOWER_BASIC_AUTH password for {user!r} is weak: at least "
+                f"{FLOWER_MIN_PASSWORD} characters, 6 distinct, not the user name"
+            )
+    return problems
+
+
+def normalized_email(email: str) -> str:
+    return email.strip().lower()
 
 
 @lru_cache

@@ -46,8 +46,14 @@ def seed_catalog() -> str:
 def seed_admin() -> str:
     """Create or repair the admin from settings (idempotent: no write when up to date)."""
     from core.settings import get_settings
-    from models.user import User
+    from models.user import ExistingAccountNotAdmin, User
 
     settings = get_settings()
-    user, changed = User.ensure_admin(settings.admin_email, settings.admin_password)
+    try:
+        user, changed = User.ensure_admin(settings.admin_email, settings.admin_password)
+    except ExistingAccountNotAdmin:
+        return (
+            f"seed: admin NOT created: {settings.admin_email} is an existing customer account "
+            "(run manage.py create-admin --promote-existing after checking who owns it)"
+        )
     return f"seed: admin {user.email} {'created/updated' if changed else 'up to date'}"

@@ -174,6 +174,7 @@ class Supervisor:
                 "--port",
                 str(self.settings.api_port),
                 "--no-access-log",
+                f"--forwarded-allow-ips={self.settings.trusted_proxies}",
             ],
         )
         processes.wait_port(self.settings.api_port, 30, api)

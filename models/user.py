@@ -25,8 +25,10 @@ from mongoengine import (
 )
 
 from core.context import correlation_id_var
-from core.crypto import KeyRing, decrypt_str, encrypt_str
-from core.security import hash_password, verify_password
+from core.crypto import DecryptionError, KeyRing, decrypt_str, encrypt_str
+from core.revocation import RevocationStore
+from core.security import hash_password, now_ms, verify_password
+from core.settings import get_settings
 from workflows.events import EventType, make_event
 
 _CAS_ATTEMPTS = 5
@@ -45,6 +47,13 @@ class WrongPassword(Exception):
     """The current password given for a password change does not match."""
 
 
+class ExistingAccountNotAdmin(Exception):
+    """ensure_admin found a customer account under the admin email and was not told to promote it.
+
+    Whoever registered that email first would otherwise become admin (account squatting).
+    """
+
+
 class ConcurrentUpdate(Exception):
     """The user kept changing under us for every attempt (should not happen in practice)."""
 
@@ -54,6 +63,38 @@ class _Unset:
 
 
 UNSET: Any = _Unset()
+
+
+class EncryptedStringField(StringField):
+    """A string stored AES-256-GCM encrypted (core.crypto, the app's DATA_KEYS), read back
+    in clear. Length and validation apply to the clear text. A value stored before the field
+    was encrypted (clear text) reads as it is; ``manage.py rotate-data-key`` encrypts it.
+    Not for fields that are queried: each write encrypts with a fresh nonce."""
+
+    def to_mongo(self, value: Any) -> Any:
+        return encrypt_str(value) if isinstance(value, str) and value else value
+
+    def to_python(self, value: Any) -> Any:
+        if isinstance(value, str) and value.startswith("v1:"):
+            try:
+                return decrypt_str(value)
+            except DecryptionError:
+                return value
+        return value
+
+    def prepare_query_value(self, op: Any, value: Any) -> Any:
+        value = super().prepare_query_value(op, value)
+        if op == "set" and isinstance(value, str) and value:
+            return encrypt_str(value)
+        return value
+
+
+def _revoke_all_tokens(user_id: str, cut_off_ms: int) -> None:
+    store = RevocationStore.from_settings(get_settings())
+    try:
+        store.revoke_all_before(user_id, cut_off_ms)
+    finally:
+        store.close()
 
 
 def normalize_email(email: str) -> str:
@@ -80,8 +121,8 @@ class User(Document):
     email = StringField(required=True, max_length=320)
     password_hash = StringField(required=True)
     email_verified_at = DateTimeField(db_field="emailVerifiedAt", null=True)
-    first_name = StringField(max_length=100, default="")
-    last_name = StringField(max_length=100, default="")
+    first_name = EncryptedStringField(max_length=100, default="")
+    last_name = EncryptedStringField(max_length=100, default="")
     phone_enc = StringField()
     role = StringField(required=True, choices=[r.value for r in UserRole], default="customer")
     stripe_customer_id = StringField()
@@ -172,7 +213,8 @@ class User(Document):
             version=1,
         )
         user.outbox = [
-            user._event(EventType.USER_CREATED, 1, {"email": user.email, "role": user.role})
+            # No email: the event store keeps events for years and fans them out.
+            user._event(EventType.USER_CREATED, 1, {"role": user.role})
         ]
         try:
             user.save(force_insert=True)
@@ -280,9 +322,21 @@ class User(Document):
 
     @classmethod
     def ensure_admin(
-        cls, email: str, password: str, keyring: KeyRing | None = None
+        cls,
+        email: str,
+        password: str,
+        keyring: KeyRing | None = None,
+        *,
+        promote_existing: bool = False,
+        revoke_tokens: Callable[[str, int], object] | None = None,
     ) -> tuple[User, bool]:
-        """Create or repair the admin account (idempotent); returns (user, changed)."""
+        """Create or repair the admin account (idempotent); returns (user, changed).
+
+        An existing account that is not admin is promoted only with ``promote_existing``
+        (else ExistingAccountNotAdmin). Any change to an existing account (role, password,
+        reactivation) revokes every token it holds: ``revoke_tokens(user_id, cut_off_ms)``,
+        by default the revocation store of the app's settings (Mongo + Redis).
+        """
         user = cls.by_email(email)
         if user is None:
             try:
@@ -299,6 +353,8 @@ class User(Document):
                 user = cls.by_email(email)
                 if user is None:
                     raise
+        if user.role != UserRole.ADMIN and not promote_existing:
+            raise ExistingAccountNotAdmin(user.email)
         changes: dict[str, Any] = {}
         changed: list[str] = []
         if user.role != UserRole.ADMIN:
@@ -314,6 +370,8 @@ class User(Document):
         if not changes:
             return user, False
         user._apply(EventType.USER_UPDATED, {"fields": changed}, changes)
+        # Sessions opened under the old role or password end now (+1 ms: this millisecond too).
+        (revoke_tokens or _revoke_all_tokens)(str(user.id), now_ms() + 1)
         return user, True
 
     # -- views -----------------------------------------------------------------------------

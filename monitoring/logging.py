@@ -61,6 +61,10 @@ _PATTERNS = [
     re.compile(r"(?i)bearer\s+[A-Za-z0-9._\-]+"),
     re.compile(r"\+[1-9]\d{6,14}\b"),  # E.164 phone numbers
     re.compile(r"\$argon2[a-z]*\$[^\s\"']+"),  # password hashes
+    # Email addresses in free text (log messages, exception text), not only under keys.
+    re.compile(
+        r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+"
+    ),
 ]
 
 

@@ -140,7 +140,11 @@ def reconcile_payments() -> dict[str, int]:
             order.status_enum,
             intent.status if intent else None,
             age_seconds=(now - order.created_at).total_seconds(),
-            payment_window_seconds=settings.payment_window_seconds,
+            payment_window_seconds=(
+                settings.payment_window_seconds
+                if order.payment_method_id
+                else min(settings.payment_window_seconds, settings.unpaid_hold_no_method_seconds)
+            ),
             has_payment_method=bool(order.payment_method_id),
         )
         oid = str(order.id)

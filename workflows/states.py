@@ -65,6 +65,11 @@ HOLDS_STOCK: frozenset[OrderStatus] = frozenset(
 # An intent's outcome can still move the order (webhooks, confirm, the payments sweep).
 PAYABLE: frozenset[OrderStatus] = frozenset({_S.PAYMENT_PENDING, _S.REQUIRES_ACTION})
 
+# Not paid and not finished: what the stock-hoarding limits count (api/order_limits.py).
+UNPAID: frozenset[OrderStatus] = frozenset(
+    {_S.PENDING, _S.RESERVED, _S.PAYMENT_PENDING, _S.REQUIRES_ACTION}
+)
+
 # The chain is paused until the customer acts (3-D Secure).
 WAITING_ON_CUSTOMER: frozenset[OrderStatus] = frozenset({_S.REQUIRES_ACTION})
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from api.deps import AdminUser, AppSettings, CurrentUser
+from api.deps import AdminUser, AppSettings, CurrentUser, ViewerIsAdmin
 from api.envelope import ApiError, failure_body, paginated, success
 from api.responses import error_responses
 from api.schemas import ApiModel
@@ -165,7 +165,7 @@ def _check(fn: Any) -> dict[str, Any]:
 
 
 @router.get("/health", summary="Event bus, store and handlers: 200, or 503 naming what is down")
-def event_health(settings: AppSettings) -> JSONResponse:
+def event_health(settings: AppSettings, is_admin: ViewerIsAdmin) -> JSONResponse:
     timeout_s = settings.health_check_timeout_ms / 1000
     checks = {
         "bus": _check(lambda: ping_redis(timeout_s)),
@@ -182,11 +182,14 @@ def event_health(settings: AppSettings) -> JSONResponse:
         if checks["handlers"].get("deadLetters"):
             checks["handlers"]["status"] = "degraded"
     failing = sorted(name for name, c in checks.items() if c["status"] == "fail")
+    degraded = any(c["status"] != "ok" for c in checks.values())
+    if not is_admin:
+        # Anonymous callers learn the status per part, never error text or handler names.
+        checks = {name: {"status": c["status"]} for name, c in checks.items()}
     if failing:
         body = failure_body(503, "EVENTS_UNAVAILABLE", "unavailable: " + ", ".join(failing))
         body["data"] = {"checks": checks}
         return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
-    degraded = any(c["status"] != "ok" for c in checks.values())
     return success({"status": "degraded" if degraded else "ok", "checks": checks})
 
 

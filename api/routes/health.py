@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import hmac
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
+from api.deps import ViewerIsAdmin, get_app_settings
 from api.envelope import failure
+from api.ratelimit import ip_key, rate_limit
 from core.db import ping_mongo
 from core.redis_client import ping_redis
 from core.settings import get_settings
@@ -21,6 +25,7 @@ from tasks.dispatch import broker_ping, workers_ping
 router = APIRouter(tags=["operations"])
 # Checks run side by side; a hung dependency costs at most its own timeout.
 _pool = ThreadPoolExecutor(max_workers=10, thread_name_prefix="health")
+_cache_lock = threading.Lock()
 
 
 def _workers(timeout_s: float) -> None:
@@ -67,15 +72,50 @@ def run_checks(names: tuple[str, ...] | None = None) -> dict[str, dict]:
     return results
 
 
-@router.get("/health", summary="Every dependency's status with its latency")
-def health() -> JSONResponse:
-    checks = run_checks()
+def _anonymous_view(checks: dict[str, dict]) -> dict[str, dict]:
+    """Status per dependency only: error text (hosts, masked keys) and latency are for admins."""
+    return {name: {"status": check["status"]} for name, check in checks.items()}
+
+
+def _cached_checks(request: Request) -> dict[str, dict]:
+    """All checks, reused for HEALTH_CACHE_SECONDS: each run pings every worker and Stripe."""
+    ttl = get_app_settings(request).health_cache_seconds
+    state = request.app.state
+    cached = getattr(state, "health_cache", None)
+    now = time.monotonic()
+    if cached is not None and ttl > 0 and now - cached[0] < ttl:
+        return cached[1]
+    with _cache_lock:
+        cached = getattr(state, "health_cache", None)
+        now = time.monotonic()
+        if cached is not None and ttl > 0 and now - cached[0] < ttl:
+            return cached[1]
+        checks = run_checks()
+        state.health_cache = (time.monotonic(), checks)
+        return checks
+
+
+@router.get(
+    "/health",
+    summary="Every dependency's status (admins: with latency and error detail)",
+    dependencies=[Depends(rate_limit("rate_limit_health", ip_key))],
+)
+def health(request: Request, is_admin: ViewerIsAdmin) -> JSONResponse:
+    checks = _cached_checks(request)
     failing = sorted(name for name, c in checks.items() if c["status"] != "ok")
-    body: dict = {"status": "ok" if not failing else "fail", "checks": checks}
+    body: dict = {
+        "status": "ok" if not failing else "fail",
+        "checks": checks if is_admin else _anonymous_view(checks),
+    }
     if failing:
         body["failing"] = failing
         body["message"] = "unavailable: " + ", ".join(failing)
     return JSONResponse(body, status_code=503 if failing else 200)
+
+
+@router.get("/live", summary="Liveness: the process answers (touches no dependency)")
+def live() -> JSONResponse:
+    return JSONResponse({"live": True})
 
 
 @router.get("/ready", summary="Readiness for load balancers (mongo and redis answer)")
@@ -90,9 +130,13 @@ def ready() -> JSONResponse:
 @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
 def metrics(request: Request) -> Response:
     settings = get_settings()
-    if not settings.metrics_public:
+    # A configured token is always required; "public" only means no token is set (dev).
+    if settings.metrics_token or not settings.metrics_public:
         auth = request.headers.get("authorization", "")
-        if not settings.metrics_token or auth != f"Bearer {settings.metrics_token}":
+        expected = f"Bearer {settings.metrics_token}"
+        if not settings.metrics_token or not hmac.compare_digest(
+            auth.encode("utf-8", "surrogateescape"), expected.encode()
+        ):
             return failure(401, "UNAUTHORIZED", "metrics need a bearer token")
     payload, content_type = render_latest()
     return Response(payload, media_type=content_type)

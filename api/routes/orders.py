@@ -25,6 +25,7 @@ from api.envelope import (
     success,
     tag_matches,
 )
+from api.order_limits import enforce_unpaid_limits, placement_lock
 from api.order_schemas import (
     SORTS,
     CancelBody,
@@ -364,7 +365,7 @@ def _price(body: OrderCreate) -> tuple[list[dict[str, Any]], Any]:
     "",
     status_code=202,
     summary="Place an order: priced here, answered 202, the chain already enqueued",
-    dependencies=[Depends(rate_limit("rate_limit_orders", user_key))],
+    dependencies=[Depends(rate_limit("rate_limit_orders", user_key)), Depends(placement_lock)],
 )
 def create_order(
     body: OrderCreate, user: CurrentUser, keyring: DataKeys, idempotency_key: IdempotencyKey = None
@@ -375,6 +376,7 @@ def create_order(
         if existing is not None:
             return _replay(existing, fingerprint, keyring)
     items, totals = _price(body)
+    enforce_unpaid_limits(str(user.id), items)  # stock hoarding (api/order_limits.py)
     correlation_id = correlation_id_var.get() or new_correlation_id()
     at = now_utc()
     order = Order(

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import OrderedDict
+import json
+import time
+from collections import OrderedDict, deque
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, WebSocket, WebSocketDisconnect
@@ -30,11 +32,37 @@ router = APIRouter(tags=["real time"])
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_AUTH_TIMEOUT = 4408
 CLOSE_BAD_MESSAGE = 4400
+CLOSE_TOO_BIG = 1009  # RFC 6455 "message too big"
+CLOSE_TOO_MANY = 4429
 # Events re-read around a gap: live events may arrive slightly out of store order.
 GAP_SLACK = 200
 BACKLOG_BATCH = 500
 SEEN_MAX = 5000
 _DISCONNECTED = object()
+
+
+class MessageTooBig(Exception):
+    """A client frame over ``ws_max_message_bytes``."""
+
+
+async def receive_message(ws: WebSocket, max_bytes: int) -> Any:
+    """The next client frame as JSON; MessageTooBig over the limit, ValueError if not JSON."""
+    message = await ws.receive()
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000))
+    raw = message.get("text")
+    data = raw.encode("utf-8", "surrogatepass") if raw is not None else message.get("bytes") or b""
+    if len(data) > max_bytes:
+        raise MessageTooBig
+    return json.loads(data)
+
+
+def _sockets(app: FastAPI) -> dict[str, int]:
+    """Open authenticated sockets per user id, in this process."""
+    counts = getattr(app.state, "ws_sockets", None)
+    if counts is None:
+        counts = app.state.ws_sockets = {}
+    return counts
 
 
 def event_hub(app: FastAPI) -> EventHub:
@@ -71,6 +99,7 @@ class LiveSession:
         self.position = 0  # the highest store position this session has caught up to
         self.floor = 0  # where this session's feed starts: a gap catch-up never goes below
         self.control: asyncio.Queue[Any] = asyncio.Queue()
+        self.resumes: deque[float] = deque()
 
     # -- sending ---------------------------------------------------------------------------
     def visible(self, event: dict[str, Any]) -> bool:
@@ -116,17 +145,40 @@ class LiveSession:
         try:
             while True:
                 try:
-                    await self.control.put(await self.ws.receive_json())
+                    message = await receive_message(self.ws, self.settings.ws_max_message_bytes)
+                    await self.control.put(message)
                 except ValueError:
                     await self.control.put({"type": "_malformed"})
+        except MessageTooBig:
+            with contextlib.suppress(Exception):
+                await self.ws.close(CLOSE_TOO_BIG, "message too big")
+            await self.control.put(_DISCONNECTED)
         except Exception:  # closed, or a frame we cannot read: either way the session ends
             await self.control.put(_DISCONNECTED)
+
+    def resume_allowed(self) -> bool:
+        """At most ``ws_resume_per_minute`` resumes per socket (each one reads the store)."""
+        limit = self.settings.ws_resume_per_minute
+        if limit <= 0:
+            return True
+        now = time.monotonic()
+        while self.resumes and now - self.resumes[0] > 60:
+            self.resumes.popleft()
+        if len(self.resumes) >= limit:
+            return False
+        self.resumes.append(now)
+        return True
 
     async def handle(self, message: Any) -> None:
         kind = message.get("type") if isinstance(message, dict) else None
         if kind == "ping":
             await self.ws.send_json({"type": "pong"})
         elif kind == "resume":
+            if not self.resume_allowed():
+                await self.ws.send_json(
+                    {"type": "error", "code": "RATE_LIMITED", "message": "too many resumes"}
+                )
+                return
             await self.resume(message.get("after"))
         elif kind not in ("pong", "auth"):
             await self.ws.send_json(
@@ -213,9 +265,14 @@ class LiveSession:
 async def _authenticate(ws: WebSocket) -> tuple[User, str, Any] | None:
     settings: Settings = ws.app.state.settings
     try:
-        first = await asyncio.wait_for(ws.receive_json(), settings.ws_auth_timeout)
+        first = await asyncio.wait_for(
+            receive_message(ws, settings.ws_max_message_bytes), settings.ws_auth_timeout
+        )
     except TimeoutError:
         await ws.close(CLOSE_AUTH_TIMEOUT, "send an auth message first")
+        return None
+    except MessageTooBig:
+        await ws.close(CLOSE_TOO_BIG, "message too big")
         return None
     except ValueError:
         await ws.close(CLOSE_BAD_MESSAGE, "messages are JSON objects")
@@ -242,12 +299,24 @@ async def live_events(ws: WebSocket) -> None:
         if auth is None:
             return
         user, token, after = auth
-        hub = event_hub(ws.app)
-        sub = hub.subscribe()  # before any store read: nothing published from now on is missed
+        sockets = _sockets(ws.app)
+        user_id = str(user.id)
+        limit = ws.app.state.settings.ws_max_sockets_per_user
+        if limit > 0 and sockets.get(user_id, 0) >= limit:
+            await ws.close(CLOSE_TOO_MANY, f"at most {limit} live connections per user")
+            return
+        sockets[user_id] = sockets.get(user_id, 0) + 1
         try:
-            await LiveSession(ws, user, token, hub, sub).run(after)
+            hub = event_hub(ws.app)
+            sub = hub.subscribe()  # before any store read: nothing published from now on is missed
+            try:
+                await LiveSession(ws, user, token, hub, sub).run(after)
+            finally:
+                hub.unsubscribe(sub)
         finally:
-            hub.unsubscribe(sub)
+            sockets[user_id] -= 1
+            if sockets[user_id] <= 0:
+                sockets.pop(user_id, None)
     except (WebSocketDisconnect, RuntimeError, OSError):
         # The client went away mid-send (each server and Starlette version says it differently).
         return

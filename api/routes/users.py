@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, EmailStr, Field, StringConstraints
 
 from api.deps import AppSettings, CurrentClaims, CurrentUser, DataKeys, Revocations
 from api.envelope import ApiError, success
-from api.ratelimit import login_key, rate_limit
+from api.ratelimit import LoginLockout, ip_key, login_key, rate_limit
 from api.responses import error_responses
 from api.routes.account import send_verification
 from api.schemas import ApiModel, PublicModel
@@ -132,6 +132,7 @@ def _publish(user: User) -> None:
     status_code=201,
     response_model=AuthEnvelope,
     responses=error_responses(400, 409, 413, 429),
+    dependencies=[Depends(rate_limit("rate_limit_register", ip_key))],
     summary="Create a customer account; answers with a token",
 )
 def register(body: UserRegister, settings: AppSettings, keyring: DataKeys) -> JSONResponse:
@@ -162,14 +163,31 @@ def register(body: UserRegister, settings: AppSettings, keyring: DataKeys) -> JS
     "/login",
     response_model=AuthEnvelope,
     responses=error_responses(400, 401, 413, 429),
-    dependencies=[Depends(rate_limit("rate_limit_login", login_key))],
+    dependencies=[
+        Depends(rate_limit("rate_limit_login_client", ip_key)),
+        Depends(rate_limit("rate_limit_login", login_key)),
+    ],
     summary="Exchange email and password for a token",
 )
-def login(body: UserLogin, settings: AppSettings, keyring: DataKeys) -> JSONResponse:
-    user = User.authenticate(str(body.email), body.password)
+def login(
+    body: UserLogin, request: Request, settings: AppSettings, keyring: DataKeys
+) -> JSONResponse:
+    lockout: LoginLockout = request.app.state.login_lockout
+    email = str(body.email)
+    locked = lockout.locked_for(email)
+    if locked is not None:
+        raise ApiError(
+            429,
+            "LOGIN_LOCKED",
+            f"too many failed logins for this account, retry in {locked} s",
+            headers={"Retry-After": str(locked)},
+        )
+    user = User.authenticate(email, body.password)
     if user is None:
+        lockout.failed(email)
         log.info("login_failed")
         raise ApiError(401, "INVALID_CREDENTIALS", INVALID_CREDENTIALS)
+    lockout.succeeded(email)
     _publish(user)
     log.info("user_login", user_id=str(user.id))
     data = {"user": user.to_public(user, keyring), "token": _token_for(user, settings)}

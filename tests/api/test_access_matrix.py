@@ -38,6 +38,7 @@ ROUTE_ACCESS: dict[tuple[str, str], tuple[Expect, Expect, Expect]] = {
     # Operations and docs: public.
     ("GET", "/health"): (OPS, OPS, OPS),
     ("GET", "/ready"): (200, 200, 200),
+    ("GET", "/live"): (200, 200, 200),
     ("GET", "/metrics"): (200, 200, 200),
     ("GET", "/openapi.json"): (200, 200, 200),
     ("GET", "/api-docs"): (200, 200, 200),

@@ -8,7 +8,10 @@ from devstack import processes
 
 
 def test_health_all_ok_with_worker(client, worker) -> None:
-    r = client.get("/health")
+    from tests.factories import admin_login
+
+    admin = admin_login(client)
+    r = client.get("/health", headers={"Authorization": f"Bearer {admin['token']}"})
     body = r.json()
     assert r.status_code == 200, body
     assert body["status"] == "ok"

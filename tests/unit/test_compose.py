@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from urllib.parse import urlsplit as _urlsplit
 
 import yaml
 
@@ -11,6 +13,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _compose() -> dict:
     return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def urlsplit(value: str):
+    """Split a URL after compose-style interpolation (${VAR:?message} → a placeholder)."""
+    return _urlsplit(re.sub(r"\$\{[^}]*\}", "secret", value))
 
 
 def test_services_present() -> None:
@@ -39,8 +46,9 @@ def test_app_services_share_one_image_and_point_at_compose_infra() -> None:
         svc = services[name]
         assert svc["build"]["dockerfile"] == "Dockerfile", name
         env = svc["environment"]
-        assert env["MONGODB_URL"].startswith("mongodb://mongo:27017/"), name
-        assert env["REDIS_URL"].startswith("redis://redis:6379"), name
+        mongo, redis_url = urlsplit(env["MONGODB_URL"]), urlsplit(env["REDIS_URL"])
+        assert (mongo.scheme, mongo.hostname, mongo.port) == ("mongodb", "mongo", 27017), name
+        assert (redis_url.scheme, redis_url.hostname, redis_url.port) == ("redis", "redis", 6379)
     assert "--basic-auth" in " ".join(services["flower"]["command"])
 
 
@@ -48,3 +56,37 @@ def test_dockerfile_installs_runtime_only() -> None:
     text = (ROOT / "Dockerfile").read_text()
     assert "requirements.txt" in text
     assert "requirements-dev.txt" not in text
+
+
+def test_mongo_and_redis_require_credentials() -> None:
+    services = _compose()["services"]
+    mongo = services["mongo"]
+    assert "--auth" in mongo["command"] and "--keyFile" in mongo["command"]
+    assert "MONGO_INITDB_ROOT_PASSWORD" in mongo["environment"]
+    assert any("docker-entrypoint-initdb.d" in v for v in mongo["volumes"])
+    init = (ROOT / "deploy/mongo-init/01-app-user.js").read_text()
+    assert "createUser" in init and '"readWrite"' in init and "MONGO_APP_PASSWORD" in init
+    assert "--requirepass" in services["redis"]["command"]
+    for name in ("api", "worker", "beat", "flower"):
+        env = services[name]["environment"]
+        mongo_url, redis_url = urlsplit(env["MONGODB_URL"]), urlsplit(env["REDIS_URL"])
+        assert mongo_url.username == "oms" and mongo_url.password, name
+        assert "authSource=oms" in mongo_url.query, name
+        assert redis_url.password and urlsplit(env["BROKER_URL"]).password, name
+
+
+def test_image_runs_as_non_root_that_cannot_write_its_code() -> None:
+    lines = [ln.strip() for ln in (ROOT / "Dockerfile").read_text().splitlines()]
+    base = next(ln for ln in lines if ln.startswith("FROM "))
+    tag = base.split()[1].split(":", 1)[1]
+    assert tag[0].isdigit() and tag.count(".") >= 2, f"base image not pinned: {base}"
+    user = [ln for ln in lines if ln.startswith("USER ")][-1]
+    assert user.split()[1].split(":")[0] not in ("root", "0")
+    text = "\n".join(lines)
+    assert "chown" not in text  # the code stays root's
+    assert "chmod -R a-w /app" in text
+
+
+def test_dockerignore_keeps_secrets_and_local_state_out() -> None:
+    ignored = set((ROOT / ".dockerignore").read_text().split())
+    assert {".env", ".git", ".venv", ".data", "tests"} <= ignored

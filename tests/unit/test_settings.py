@@ -16,6 +16,9 @@ GOOD_PROD = {
     "admin_password": "a-strong-admin-pass-91",
     "flower_basic_auth": "ops:very-strong-pass-42",
     "data_keys": "k2:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+    "admin_email": "ops@shop.example.org",
+    "metrics_token": "m" * 40,
+    "stripe_api_base": "https://api.stripe.com",
 }
 
 
@@ -74,3 +77,43 @@ def test_env_file_is_read(tmp_path, monkeypatch) -> None:
     monkeypatch.delenv("TAX_RATE_BPS", raising=False)
     s = Settings(_env_file=str(env))
     assert s.api_port == 9123 and s.tax_rate_bps == 1000
+
+
+def test_production_refuses_the_default_admin_email() -> None:
+    values = dict(GOOD_PROD)
+    values.pop("admin_email")
+    with pytest.raises(ValidationError) as info:
+        Settings(_env_file=None, **values)
+    assert "ADMIN_EMAIL is the default admin@example.com" in str(info.value)
+    with pytest.raises(ValidationError):
+        Settings(_env_file=None, **{**GOOD_PROD, "admin_email": " Admin@Example.com "})
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        ({"metrics_public": True, "metrics_token": ""}, "METRICS_PUBLIC"),
+        ({"stripe_api_base": "http://api.stripe.com"}, "STRIPE_API_BASE"),
+        ({"flower_basic_auth": "ops:short"}, "FLOWER_BASIC_AUTH"),
+        ({"flower_basic_auth": "ops:opsopsopsops"}, "FLOWER_BASIC_AUTH"),
+        ({"flower_basic_auth": "ops:aaaaaaaaaaaaaaaa"}, "FLOWER_BASIC_AUTH"),
+        ({"flower_basic_auth": "no-colon-here-at-all"}, "FLOWER_BASIC_AUTH"),
+        ({"stripe_webhook_tolerance": 0}, "STRIPE_WEBHOOK_TOLERANCE"),
+        ({"stripe_webhook_tolerance": -5}, "STRIPE_WEBHOOK_TOLERANCE"),
+        ({"jwt_lifetime_seconds": 3600 * 24 * 30}, "JWT_LIFETIME_SECONDS"),
+    ],
+)
+def test_production_fails_closed(overrides: dict, named: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        Settings(_env_file=None, **{**GOOD_PROD, **overrides})
+    assert named in str(info.value)
+
+
+def test_production_accepts_private_metrics_and_a_raised_jwt_cap() -> None:
+    s = Settings(_env_file=None, **{**GOOD_PROD, "metrics_public": False, "metrics_token": ""})
+    assert not s.metrics_public
+    s = Settings(
+        _env_file=None,
+        **{**GOOD_PROD, "jwt_lifetime_seconds": 86400, "jwt_max_lifetime_seconds": 86400},
+    )
+    assert s.jwt_lifetime_seconds == 86400

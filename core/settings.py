@@ -113,6 +113,13 @@ class Settings(BaseSettings):
     ws_auth_timeout: float = 10.0
     ws_resume_wait: float = 0.3  # how long a fresh socket waits for a resume before going live
 
+    # Observability (issue 19): traces are off unless an OTLP endpoint or a spans file is set
+    otel_exporter_otlp_endpoint: str = ""  # OTLP/HTTP base, e.g. http://127.0.0.1:4318
+    otel_spans_file: str = ""  # JSON lines of finished spans (tests, debugging)
+    otel_service_name: str = "oms"  # each process reports oms-api, oms-worker, oms-beat
+    # The tracing UI's page of one trace, e.g. http://127.0.0.1:16686/trace/{trace_id}
+    tracing_ui_url: str = ""
+
     # Paths
     data_dir: str = ".data"
 

@@ -79,6 +79,8 @@ class Order(Document):
     version = IntField(required=True, default=1)
     history = ListField(DictField(), default=list)
     correlation_id = StringField(required=True)
+    # W3C traceparent of the request that placed the order (None with tracing off)
+    trace_parent = StringField(default=None, null=True)
     payment_method_id = StringField(default=None, null=True)
     payment_intent_id = StringField(default=None, null=True)
     client_secret = StringField(default=None, null=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+import structlog
 from bson import ObjectId
 from fastapi import APIRouter, Body, Depends, Header, Query
 from kombu.exceptions import OperationalError as BrokerError
@@ -31,6 +32,7 @@ from models.event import timeline_for
 from models.order import Order, new_order_number, now_utc
 from models.product import Product
 from models.user import User
+from monitoring import tracing
 from tasks import dispatch
 from workflows.errors import PermanentError
 from workflows.events import created_events
@@ -276,6 +278,7 @@ def create_order(
         status=OrderStatus.PENDING.value,
         version=1,
         correlation_id=correlation_id,
+        trace_parent=tracing.current_traceparent(),
         payment_method_id=body.payment_method_id,
         idempotency_key=idempotency_key,
         request_hash=fingerprint,
@@ -303,6 +306,9 @@ def create_order(
             return _replay(existing, fingerprint, keyring)
         raise
     order_id = str(order.id)
+    # The order's id on this request's span and on the spans of the chain it queues.
+    structlog.contextvars.bind_contextvars(order_id=order_id)
+    tracing.annotate(order_id=order_id)
     try:
         # order.created leaves the outbox with the first step's own events (or the sweep).
         dispatch.start(order_id, correlation_id)

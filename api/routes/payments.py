@@ -19,6 +19,7 @@ from gateways.stripe_gateway import WebhookSignatureError, get_gateway
 from models.order import Order, now_utc
 from models.user import User
 from models.webhook import WebhookEvent
+from monitoring import tracing
 from monitoring.metrics import WEBHOOK_DUPLICATES
 from tasks import dispatch
 from workflows.errors import PermanentError
@@ -290,7 +291,11 @@ def _handle_webhook(payload: bytes, signature: str | None):
     if order is None:
         return success({"received": True, "ignored": "unknown order"})
     try:
-        dispatch.enqueue_task("payments.sync_intent", order_id=order_id, source="webhook")
+        # The sync task joins the order's trace (linked to this request's).
+        with tracing.order_span(
+            "stripe.webhook", order.trace_parent, order_id=order_id, stripe_event=event_type
+        ):
+            dispatch.enqueue_task("payments.sync_intent", order_id=order_id, source="webhook")
     except Exception as exc:
         WebhookEvent.forget(event_id)  # let Stripe's retry be processed
         raise ApiError(503, "BROKER_UNAVAILABLE", "could not queue the webhook; retry") from exc

@@ -48,3 +48,9 @@ def test_dockerfile_installs_runtime_only() -> None:
     text = (ROOT / "Dockerfile").read_text()
     assert "requirements.txt" in text
     assert "requirements-dev.txt" not in text
+
+
+def test_jaeger_is_optional_and_local_only() -> None:
+    jaeger = _compose()["services"]["jaeger"]
+    assert jaeger["profiles"] == ["tracing"]  # not started by a plain `docker compose up`
+    assert all(str(p).startswith("127.0.0.1:") for p in jaeger["ports"])

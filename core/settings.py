@@ -119,6 +119,9 @@ class Settings(BaseSettings):
     otel_service_name: str = "oms"  # each process reports oms-api, oms-worker, oms-beat
     # The tracing UI's page of one trace, e.g. http://127.0.0.1:16686/trace/{trace_id}
     tracing_ui_url: str = ""
+    # The per-host worker exporter (0: off); needs PROMETHEUS_MULTIPROC_DIR, one per host
+    worker_metrics_port: int = 0
+    worker_metrics_host: str = "127.0.0.1"
 
     # Paths
     data_dir: str = ".data"

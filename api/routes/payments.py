@@ -20,7 +20,7 @@ from models.order import Order, now_utc
 from models.user import User
 from models.webhook import WebhookEvent
 from monitoring import tracing
-from monitoring.metrics import WEBHOOK_DUPLICATES
+from monitoring.metrics import WEBHOOK_DUPLICATES, WEBHOOK_SIGNATURE_FAILURES
 from tasks import dispatch
 from workflows.errors import PermanentError
 from workflows.states import PAID_STATUSES, TERMINAL, OrderStatus
@@ -268,6 +268,7 @@ def _handle_webhook(payload: bytes, signature: str | None):
     try:
         event = get_gateway().verify_webhook(payload, signature)
     except WebhookSignatureError as exc:
+        WEBHOOK_SIGNATURE_FAILURES.inc()
         raise ApiError(400, "INVALID_SIGNATURE", str(exc) or "invalid webhook signature") from exc
     event_id, event_type = str(event.get("id") or ""), str(event.get("type") or "")
     obj = (event.get("data") or {}).get("object") or {}

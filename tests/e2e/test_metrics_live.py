@@ -2,12 +2,14 @@
 
 The API (uvicorn) and a real worker subprocess each write to their own multiprocess
 directory, as on two hosts; the worker serves its host's directory on
-``WORKER_METRICS_PORT``. Both scrapes pass ``promtool check metrics`` and carry the
-issue's metrics with the values the traffic implies.
+``WORKER_METRICS_PORT``. Both scrapes pass ``promtool check metrics``, carry the issue's
+metrics with the values the traffic implies, and contain every metric the Grafana
+dashboard and the alert rules in deploy/observability/ query.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +32,9 @@ from tests.factories import (
     wait_status,
 )
 from tests.support.promtool import promtool
+
+ROOT = Path(__file__).resolve().parents[2]
+OBSERVABILITY = ROOT / "deploy" / "observability"
 
 
 @pytest.fixture
@@ -85,6 +90,14 @@ def _value(samples: dict[str, list[Any]], name: str, **labels: str) -> float:
         for s in samples.get(name, [])
         if all(s.labels.get(k) == v for k, v in labels.items())
     )
+
+
+def queried_metrics() -> set[str]:
+    """Every oms_* metric named in the dashboard's and the alert rules' expressions."""
+    names: set[str] = set()
+    for path in (OBSERVABILITY / "grafana-dashboard.json", OBSERVABILITY / "alerts.yml"):
+        names |= set(re.findall(r"\boms_[a-z0-9_]+", path.read_text()))
+    return names
 
 
 def test_live_scrape_passes_promtool_and_has_every_metric(stack) -> None:
@@ -157,3 +170,11 @@ def test_live_scrape_passes_promtool_and_has_every_metric(stack) -> None:
     assert _value(worker, "oms_celery_tasks_failed_total", task="orders.ship_order") == 0
     beat = _value(worker, "oms_worker_heartbeat_timestamp_seconds")
     assert time.time() - beat < 10, beat
+
+    # Every metric the dashboard and the alerts query is in one of the two scrapes.
+    present = set(api) | set(worker)
+    present |= {f.name for f in text_string_to_metric_families(api_text + worker_text)}
+    wanted = queried_metrics()
+    assert wanted, "no metric found in deploy/observability/"
+    missing = sorted(wanted - present)
+    assert not missing, missing

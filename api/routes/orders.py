@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import structlog
 from bson import ObjectId
-from fastapi import APIRouter, Body, Depends, Header, Query
+from fastapi import APIRouter, Body, Depends, Header, Query, Request
 from kombu.exceptions import OperationalError as BrokerError
 from mongoengine import NotUniqueError
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -83,13 +83,28 @@ def _filters(
     return query, SORTS[sort]
 
 
-def _page(query: dict[str, Any], order_by: str, page: int, limit: int):
+def _page(query: dict[str, Any], order_by: str, page: int, limit: int, row=order_summary):
     cursor = Order.objects(**query)
     total = cursor.count()
     items = list(cursor.order_by(order_by).skip((page - 1) * limit).limit(limit))
-    return paginated(
-        "orders", [order_summary(o) for o in items], page=page, limit=limit, total=total
-    )
+    return paginated("orders", [row(o) for o in items], page=page, limit=limit, total=total)
+
+
+def _admin_row(trace_ui: str):
+    """Admin list rows: the summary plus the order's trace and its page in the tracing UI."""
+
+    def row(order: Order) -> dict[str, Any]:
+        trace_id = tracing.trace_id_of(order.trace_parent)
+        url = None
+        if trace_id and trace_ui:
+            url = (
+                trace_ui.replace("{trace_id}", trace_id)
+                if "{trace_id}" in trace_ui
+                else f"{trace_ui.rstrip('/')}/{trace_id}"
+            )
+        return {**order_summary(order), "traceId": trace_id, "traceUrl": url}
+
+    return row
 
 
 def _load_visible(order_id: str, user: User) -> Order:
@@ -107,6 +122,7 @@ Limit = Annotated[int, Query(ge=1, le=100)]
 @router.get("", summary="All orders (admin), with filters and search")
 def list_orders(
     _: AdminUser,
+    request: Request,
     page: Page = 1,
     limit: Limit = 20,
     status: str | None = None,
@@ -128,7 +144,8 @@ def list_orders(
             query["user_email"] = q.lower()
     if user_id:
         query["user_id"] = user_id
-    return _page(query, order_by, page, limit)
+    trace_ui = request.app.state.settings.tracing_ui_url
+    return _page(query, order_by, page, limit, _admin_row(trace_ui))
 
 
 @router.get("/my-orders", summary="The caller's orders (admins may pass userId)")

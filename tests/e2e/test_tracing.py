@@ -209,3 +209,37 @@ def test_the_sweep_that_resumes_an_order_joins_its_trace(traced) -> None:
     assert resume["attributes"]["oms.actor"] == "beat:stuck_orders"
     worker = _wait_for(traced, root["trace_id"], {f"run/{name}" for name in CHAIN})
     assert {f"run/{name}" for name in CHAIN} <= {s["name"] for s in worker}
+
+
+def test_admin_list_links_each_order_to_its_trace(traced) -> None:
+    from api.main import create_app
+    from core.settings import get_settings
+    from tests.factories import admin_login, auth
+
+    template = "http://127.0.0.1:16686/trace/{trace_id}"
+    settings = get_settings().model_copy(update={"tracing_ui_url": template})
+    with _client(create_app(settings)) as client:
+        customer, pm = customer_with_card(client, "TRACE-3")
+        r = place_order(client, customer["token"], [("TRACE-3", 1)], pm)
+        assert r.status_code == 202, r.text
+        order_id = r.json()["data"]["order"]["id"]
+        admin = admin_login(client)
+        rows = client.get("/api/orders", headers=auth(admin["token"])).json()["data"]["orders"]
+        mine = client.get("/api/orders/my-orders", headers=auth(customer["token"])).json()
+    root = next(s for s in _api_spans(traced) if s["name"] == "POST /api/orders")
+    row = next(x for x in rows if x["id"] == order_id)
+    assert row["traceId"] == root["trace_id"]
+    assert row["traceUrl"] == f"http://127.0.0.1:16686/trace/{root['trace_id']}"
+    # Customers' views carry no tracing internals.
+    assert all("traceId" not in x and "traceUrl" not in x for x in mine["data"]["orders"])
+
+
+def test_admin_list_has_no_trace_link_without_a_tracing_ui(client, worker) -> None:
+    from tests.factories import admin_login, auth
+
+    customer, pm = customer_with_card(client, "TRACE-4")
+    assert place_order(client, customer["token"], [("TRACE-4", 1)], pm).status_code == 202
+    admin = admin_login(client)
+    rows = client.get("/api/orders", headers=auth(admin["token"])).json()["data"]["orders"]
+    assert rows and all(x["traceUrl"] is None for x in rows)
+    assert all(x["traceId"] is None for x in rows)  # tracing off: nothing stored

@@ -243,3 +243,52 @@ def test_admin_list_has_no_trace_link_without_a_tracing_ui(client, worker) -> No
     rows = client.get("/api/orders", headers=auth(admin["token"])).json()["data"]["orders"]
     assert rows and all(x["traceUrl"] is None for x in rows)
     assert all(x["traceId"] is None for x in rows)  # tracing off: nothing stored
+
+
+def test_a_stripe_webhook_for_an_order_joins_its_trace(traced) -> None:
+    from api.main import create_app
+    from core.settings import get_settings
+    from tests.integration.test_stripe_gateway import sign
+
+    with _client(create_app()) as client:
+        customer, _ = customer_with_card(client, "TRACE-5")
+        _start_worker(traced)
+        # No card given: the chain stops in payment_pending, the intent waiting for one.
+        r = place_order(client, customer["token"], [("TRACE-5", 1)])
+        assert r.status_code == 202, r.text
+        order_id = r.json()["data"]["order"]["id"]
+        order = wait_status(client, customer["token"], order_id, {"payment_pending"})
+        body = json.dumps(
+            {
+                "id": "evt_trace_1",
+                "object": "event",
+                "type": "payment_intent.succeeded",
+                "data": {
+                    "object": {
+                        "id": order["paymentIntentId"],
+                        "object": "payment_intent",
+                        "metadata": {"order_id": order_id},
+                    }
+                },
+            }
+        ).encode()
+        hook = client.post(
+            "/api/payments/webhook",
+            content=body,
+            headers={"Stripe-Signature": sign(body, secret=get_settings().stripe_webhook_secret)},
+        )
+        assert hook.status_code == 200 and hook.json()["data"]["orderId"] == order_id, hook.text
+
+    api = _api_spans(traced)
+    root = next(s for s in api if s["name"] == "POST /api/orders")
+    request = next(s for s in api if s["name"] == "POST /api/payments/webhook")
+    joined = next(s for s in api if s["name"] == "stripe.webhook")
+    assert request["trace_id"] != root["trace_id"]
+    assert joined["trace_id"] == root["trace_id"] and joined["parent_span_id"] == root["span_id"]
+    assert {"trace_id": request["trace_id"]} in joined["links"]
+    assert joined["attributes"]["oms.stripe_event"] == "payment_intent.succeeded"
+    # The task the webhook queued runs in the order's trace, under the webhook's span.
+    worker = _wait_for(traced, root["trace_id"], {"run/payments.sync_intent"})
+    sync = next(s for s in worker if s["name"] == "run/payments.sync_intent")
+    assert sync["attributes"]["oms.order_id"] == order_id
+    _assert_one_tree([s for s in api if s["trace_id"] == root["trace_id"]] + worker, root)

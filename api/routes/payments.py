@@ -122,8 +122,10 @@ def confirm(body: ConfirmBody, user: CurrentUser):
     )
     if moved is None:
         raise ApiError(409, "CONFLICT", "the order changed meanwhile; reload and retry")
-    dispatch.enqueue_chain(str(order.id), order.correlation_id, OrderStatus.PAYMENT_PENDING)
-    dispatch.enqueue_outbox("orders", str(order.id))
+    # The rest of the chain joins the order's trace (linked to this request's).
+    with tracing.order_span("order.payment_confirm", order.trace_parent, order_id=str(order.id)):
+        dispatch.enqueue_chain(str(order.id), order.correlation_id, OrderStatus.PAYMENT_PENDING)
+        dispatch.enqueue_outbox("orders", str(order.id))
     return success(
         {"orderId": str(order.id), "status": moved.status},
         status_code=202,

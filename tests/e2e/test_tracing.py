@@ -245,13 +245,14 @@ def test_admin_list_has_no_trace_link_without_a_tracing_ui(client, worker) -> No
     assert all(x["traceId"] is None for x in rows)  # tracing off: nothing stored
 
 
-def test_a_stripe_webhook_for_an_order_joins_its_trace(traced) -> None:
+def test_a_stripe_webhook_and_a_later_card_join_the_orders_trace(traced) -> None:
     from api.main import create_app
     from core.settings import get_settings
+    from tests.factories import auth
     from tests.integration.test_stripe_gateway import sign
 
     with _client(create_app()) as client:
-        customer, _ = customer_with_card(client, "TRACE-5")
+        customer, pm = customer_with_card(client, "TRACE-5")
         _start_worker(traced)
         # No card given: the chain stops in payment_pending, the intent waiting for one.
         r = place_order(client, customer["token"], [("TRACE-5", 1)])
@@ -278,6 +279,14 @@ def test_a_stripe_webhook_for_an_order_joins_its_trace(traced) -> None:
             headers={"Stripe-Signature": sign(body, secret=get_settings().stripe_webhook_secret)},
         )
         assert hook.status_code == 200 and hook.json()["data"]["orderId"] == order_id, hook.text
+        # The customer then gives the card: the rest of the chain joins the order's trace too.
+        paid = client.post(
+            "/api/payments/confirm",
+            json={"orderId": order_id, "paymentMethodId": pm},
+            headers=auth(customer["token"]),
+        )
+        assert paid.status_code == 202, paid.text
+        wait_status(client, customer["token"], order_id, {"shipped"})
 
     api = _api_spans(traced)
     root = next(s for s in api if s["name"] == "POST /api/orders")
@@ -291,4 +300,10 @@ def test_a_stripe_webhook_for_an_order_joins_its_trace(traced) -> None:
     worker = _wait_for(traced, root["trace_id"], {"run/payments.sync_intent"})
     sync = next(s for s in worker if s["name"] == "run/payments.sync_intent")
     assert sync["attributes"]["oms.order_id"] == order_id
+    confirm = next(s for s in api if s["name"] == "order.payment_confirm")
+    assert confirm["trace_id"] == root["trace_id"] and confirm["parent_span_id"] == root["span_id"]
+    worker = _wait_for(
+        traced, root["trace_id"], {"run/payments.sync_intent", "run/orders.ship_order"}
+    )
+    assert "run/orders.ship_order" in {s["name"] for s in worker}
     _assert_one_tree([s for s in api if s["trace_id"] == root["trace_id"]] + worker, root)

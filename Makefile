@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install up test lint audit unit fuzz bench chaos format clean browser-deps
+.PHONY: install up test lint audit unit fuzz bench chaos format clean browser-deps promtool-deps
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,7 +34,7 @@ format: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: lint browser-deps
+test: lint browser-deps promtool-deps
 	$(VENV)/bin/pytest
 
 # The browser tests drive Debian's Chromium (Playwright cannot download browsers here).
@@ -46,6 +46,19 @@ browser-deps:
 	  apt-get install -y -q chromium >/dev/null || { apt-get update -q && apt-get install -y -q chromium >/dev/null; }; \
 	else \
 	  echo "browser-deps: /usr/bin/chromium is missing; install the chromium package (as root)" >&2; \
+	fi
+
+# promtool (Debian's prometheus package) checks a live /metrics scrape and the alert rules.
+# Only promtool is wanted: the package's server is stopped if its install started it.
+promtool-deps:
+	@if command -v promtool >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing the prometheus package for promtool"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -q --no-install-recommends prometheus >/dev/null || { apt-get update -q && apt-get install -y -q --no-install-recommends prometheus >/dev/null; }; \
+	  invoke-rc.d prometheus stop >/dev/null 2>&1 || true; \
+	else \
+	  echo "promtool-deps: promtool is missing; install the prometheus package (as root)" >&2; \
 	fi
 
 unit: install

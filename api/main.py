@@ -47,6 +47,7 @@ from gateways.stripe_gateway import csp_sources
 from models.event import announce
 from monitoring.event_metrics import install_event_metrics
 from monitoring.logging import configure_logging, get_logger
+from monitoring.tracing import instrument_app, setup_tracing
 from workflows.events import EventType
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Tests pass a modified copy (rate limits, a private Redis); the app keeps it on state.
     settings = settings or get_settings()
     configure_logging()
+    setup_tracing("api")  # off unless OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_SPANS_FILE is set
     app = FastAPI(
         title="Order Management Service",
         version="1.0.0",
@@ -132,6 +134,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(CorrelationMiddleware)
+    instrument_app(app)  # the HTTP server span wraps every middleware above
     if settings.trusted_proxies.strip():
         # Outermost: every layer (rate limits, logs) sees the real client behind the proxy.
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)

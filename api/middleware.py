@@ -16,6 +16,7 @@ from api.envelope import failure_body
 from core.context import correlation_id_var, safe_correlation_id
 from monitoring.logging import get_logger
 from monitoring.metrics import observe_http
+from monitoring.tracing import annotate
 
 log = get_logger(__name__)
 
@@ -36,6 +37,7 @@ class CorrelationMiddleware:
         token = correlation_id_var.set(cid)
         structlog.contextvars.bind_contextvars(correlation_id=cid)
         scope.setdefault("state", {})["correlation_id"] = cid
+        annotate(correlation_id=cid)
         start = time.perf_counter()
         status_holder: dict[str, int] = {}
 

@@ -48,6 +48,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--chart", type=Path, default=ROOT / "docs/bench-latency.png")
     p.add_argument("--no-chart", action="store_true")
     p.add_argument("--timeout", type=float, default=420, help="bound on the service phase (s)")
+    p.add_argument(
+        "--tracing",
+        action="store_true",
+        help="OpenTelemetry on in every process, exported over OTLP to a local sink",
+    )
     return p.parse_args(argv)
 
 
@@ -267,6 +272,12 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     profile_dir = Path(tempfile.mkdtemp(prefix="oms-bench-profile-"))
     env = {"BENCH_PYINSTRUMENT": "1", "BENCH_COUNT_MONGO": "1"} if args.profile else {}
+    sink = None
+    if args.tracing:
+        from bench.otlp_sink import OtlpSink
+
+        sink = OtlpSink().start()
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = sink.endpoint
     mongo_profile = profile_dir / "mongo-server.json"
     cfg = StackConfig(
         workers=args.workers,
@@ -326,6 +337,9 @@ def main(argv: list[str] | None = None) -> int:
                 stack.stop_worker_warm(i, timeout=180 if args.profile else 30)
             workers = read_worker_files(profile_dir)
             result = assemble(args, baseline, service, sampler, workers, load_before)
+        if sink is not None:  # after the stack stopped: every process flushed its spans
+            result["tracing"] = sink.stop()
+            print(f"[bench] tracing: {result['tracing']}", flush=True)
         if mongo_profile.exists():  # written when the server stopped with the stack
             result["mongo_server_profile"] = json.loads(mongo_profile.read_text())
     finally:
@@ -367,6 +381,7 @@ def assemble(args, baseline, service, sampler, workers, load_before) -> dict[str
             "concurrency": args.concurrency,
             "broker": "amqp" if args.broker else "redis",
             "profile": args.profile,
+            "tracing": args.tracing,
         },
         "baseline": baseline,
         "service": service,

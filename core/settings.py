@@ -190,6 +190,16 @@ class Settings(BaseSettings):
     auto_refund_lookback_seconds: int = 2 * 24 * 3600
     auto_refund_scan_limit: int = 1000
 
+    # Observability (issue 19): traces are off unless an OTLP endpoint or a spans file is set
+    otel_exporter_otlp_endpoint: str = ""  # OTLP/HTTP base, e.g. http://127.0.0.1:4318
+    otel_spans_file: str = ""  # JSON lines of finished spans (tests, debugging)
+    otel_service_name: str = "oms"  # each process reports oms-api, oms-worker, oms-beat
+    # The tracing UI's page of one trace, e.g. http://127.0.0.1:16686/trace/{trace_id}
+    tracing_ui_url: str = ""
+    # The per-host worker exporter (0: off); needs PROMETHEUS_MULTIPROC_DIR, one per host
+    worker_metrics_port: int = 0
+    worker_metrics_host: str = "127.0.0.1"
+
     # Paths
     data_dir: str = ".data"
 

@@ -7,6 +7,8 @@ history and pushes the transition's events into the outbox — all in one update
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
+from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,6 +43,37 @@ def parse_order_id(value: str) -> ObjectId | None:
         return ObjectId(value)
     except (InvalidId, TypeError):
         return None
+
+
+# Called after each status move as (from, to, seconds spent in from, reason); monitoring
+# registers its metrics here (models sit below monitoring, so it cannot be imported).
+_TRANSITION_OBSERVERS: list[Callable[[OrderStatus, OrderStatus, float, str], None]] = []
+
+
+def add_transition_observer(fn: Callable[[OrderStatus, OrderStatus, float, str], None]) -> None:
+    if fn not in _TRANSITION_OBSERVERS:
+        _TRANSITION_OBSERVERS.append(fn)
+
+
+def _entered_at(order: Order) -> datetime | None:
+    """When the order entered its current status (the first of the trailing history
+    entries in that status; field edits add entries without changing it)."""
+    at = None
+    for entry in reversed(order.history or []):
+        if entry.get("status") != order.status:
+            break
+        at = entry.get("at")
+    return at or order.created_at
+
+
+def _notify_transition(order: Order, to: OrderStatus, at: datetime, reason: str | None) -> None:
+    entered = _entered_at(order)
+    seconds = 0.0
+    if isinstance(entered, datetime):
+        seconds = (at.replace(tzinfo=None) - entered.replace(tzinfo=None)).total_seconds()
+    for fn in _TRANSITION_OBSERVERS:
+        with suppress(Exception):  # metrics never break a state change
+            fn(order.status_enum, to, seconds, reason or "")
 
 
 class Order(Document):
@@ -80,6 +113,8 @@ class Order(Document):
     version = IntField(required=True, default=1)
     history = ListField(DictField(), default=list)
     correlation_id = StringField(required=True)
+    # W3C traceparent of the request that placed the order (None with tracing off)
+    trace_parent = StringField(default=None, null=True)
     payment_method_id = StringField(default=None, null=True)
     payment_intent_id = StringField(default=None, null=True)
     client_secret = StringField(default=None, null=True)
@@ -203,11 +238,14 @@ class Order(Document):
             "$inc": {"version": 1, **(inc or {})},
             "$push": {"history": entry, "outbox": {"$each": events}},
         }
-        return cls._compare_and_set(
+        moved = cls._compare_and_set(
             {"_id": order.id, "status": frm.value, "version": order.version, **(match or {})},
             update,
             version,
         )
+        if moved is not None:
+            _notify_transition(order, to, at, reason)
+        return moved
 
     @classmethod
     def transition_from(

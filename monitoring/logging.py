@@ -12,6 +12,7 @@ import structlog
 
 from core.context import correlation_id_var
 from core.settings import get_settings
+from monitoring.tracing import add_trace_ids
 
 # Keys whose values never reach a log line, at any depth.
 SENSITIVE_KEYS = frozenset(
@@ -122,6 +123,7 @@ def configure_logging(force: bool = False) -> None:
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         _add_correlation,
+        add_trace_ids,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import beat_init, worker_process_init
 from kombu import Exchange, Queue
 
 import monitoring.celery_signals  # noqa: F401 - registers logging/context signals
@@ -107,5 +107,19 @@ def _connect_after_fork(**_: object) -> None:
     from monitoring.logging import configure_logging
 
     configure_logging(force=True)
+    # Before connecting: pymongo's instrumentation listens on clients created after it.
+    _setup_tracing("worker")
     reset_redis()
     connect_mongo()
+
+
+@beat_init.connect
+def _beat_tracing(**_: object) -> None:
+    _setup_tracing("beat")
+
+
+def _setup_tracing(component: str) -> None:
+    # Traces (issue 19): after the fork, so each process has its own exporter thread.
+    from monitoring.tracing import setup_tracing
+
+    setup_tracing(component)

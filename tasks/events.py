@@ -47,6 +47,7 @@ from models.event import (
     store_events,
 )
 from models.outbox import OUTBOX_KINDS, ensure_outbox_indexes
+from monitoring.tracing import annotate, span
 from tasks.app import celery_app
 from tasks.dispatch import enqueue_outbox
 from tasks.handlers import HandlerSpec, get_handler, handlers_for, load_plugins
@@ -148,6 +149,13 @@ def dispatch_aggregate(
     Returns how many events were dispatched, or None when another dispatcher holds the
     aggregate for longer than ``wait_s`` (it will take whatever is pending).
     """
+    with span("outbox.dispatch", kind=kind, aggregate_id=aggregate_id):
+        return _dispatch_aggregate(kind, aggregate_id, wait_s, outbox)
+
+
+def _dispatch_aggregate(
+    kind: str, aggregate_id: str, wait_s: float, outbox: list[dict[str, Any]] | None
+) -> int | None:
     if kind not in OUTBOX_KINDS:
         raise ValueError(f"unknown outbox kind {kind!r}")
     lock = get_redis().lock(
@@ -165,6 +173,7 @@ def dispatch_aggregate(
             return 0
         # Log under the events' own correlation id (a sweep has none of its own).
         structlog.contextvars.bind_contextvars(correlation_id=outbox[0].get("correlationId"))
+        annotate(correlation_id=outbox[0].get("correlationId"), events=len(outbox))
         stored = store_events(outbox)
         publish_events(bus_message(d) for d in stored)
         run_handlers(stored)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import structlog
 
 from models.order import Order, now_utc
+from monitoring.tracing import order_span
 from tasks.dispatch import enqueue_chain, enqueue_outbox
 from workflows.events import EventType
 from workflows.lifecycle import remaining_steps
@@ -33,7 +34,9 @@ def resume_order(order_id: str, *, actor: str = "system") -> list[str]:
     Order._get_collection().update_one(
         {"_id": order.id}, {"$inc": {"resume_count": 1}, "$set": {"updated_at": now_utc()}}
     )
-    names = enqueue_chain(order_id, order.correlation_id, status)
-    enqueue_outbox("orders", order_id)
+    # The resumed chain joins the order's own trace (linked to the sweep's or admin's).
+    with order_span("order.resume", order.trace_parent, order_id=order_id, actor=actor):
+        names = enqueue_chain(order_id, order.correlation_id, status)
+        enqueue_outbox("orders", order_id)
     log.info("order_resumed", order_id=order_id, steps=names, actor=actor)
     return names

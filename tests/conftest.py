@@ -208,9 +208,12 @@ def client(app) -> Iterator:
 class Worker:
     """A real `celery worker` subprocess on the test broker."""
 
-    def __init__(self, log_name: str, concurrency: int = 2) -> None:
+    def __init__(
+        self, log_name: str, concurrency: int = 2, env: dict[str, str] | None = None
+    ) -> None:
         self.log_path = ARTIFACTS / f"{log_name}.log"
         self.concurrency = concurrency
+        self.env = env
         self.proc = None
 
     def start(self) -> Worker:
@@ -221,6 +224,7 @@ class Worker:
         self.name = f"test-{uuid.uuid4().hex[:8]}@{socket.gethostname()}"
         self.proc = processes.spawn(
             processes.celery_args("worker", concurrency=self.concurrency) + ["-n", self.name],
+            env=self.env,
             log_path=self.log_path,
         )
         processes.wait_worker_ready(lambda: workers_ping(0.5, [self.name]), timeout=40)

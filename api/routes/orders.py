@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
+import structlog
 from bson import ObjectId
 from fastapi import APIRouter, Body, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -44,6 +45,7 @@ from models.event import timeline_for
 from models.order import Order, new_order_number, now_utc
 from models.product import Product
 from models.user import User
+from monitoring import tracing
 from tasks import dispatch
 from workflows.errors import PermanentError
 from workflows.events import created_events
@@ -93,13 +95,28 @@ def _filters(
     return query, SORTS[sort]
 
 
-def _page(query: dict[str, Any], order_by: str, page: int, limit: int):
+def _page(query: dict[str, Any], order_by: str, page: int, limit: int, row=order_summary):
     cursor = Order.objects(**query)
     total = cursor.count()
     items = list(cursor.order_by(order_by).skip((page - 1) * limit).limit(limit))
-    return paginated(
-        "orders", [order_summary(o) for o in items], page=page, limit=limit, total=total
-    )
+    return paginated("orders", [row(o) for o in items], page=page, limit=limit, total=total)
+
+
+def _admin_row(trace_ui: str):
+    """Admin list rows: the summary plus the order's trace and its page in the tracing UI."""
+
+    def row(order: Order) -> dict[str, Any]:
+        trace_id = tracing.trace_id_of(order.trace_parent)
+        url = None
+        if trace_id and trace_ui:
+            url = (
+                trace_ui.replace("{trace_id}", trace_id)
+                if "{trace_id}" in trace_ui
+                else f"{trace_ui.rstrip('/')}/{trace_id}"
+            )
+        return {**order_summary(order), "traceId": trace_id, "traceUrl": url}
+
+    return row
 
 
 def _load_visible(order_id: str, user: User) -> Order:
@@ -146,7 +163,8 @@ def list_orders(
     request: Request, _: AdminUser, filters: AdminFilters, page: Page = 1, limit: Limit = 20
 ):
     query, order_by = filters
-    return conditional(request, _page(query, order_by, page, limit))
+    trace_ui = request.app.state.settings.tracing_ui_url
+    return conditional(request, _page(query, order_by, page, limit, _admin_row(trace_ui)))
 
 
 @router.get("/my-orders", summary="The caller's orders (admins may pass userId)")
@@ -395,6 +413,7 @@ def create_order(
         status=OrderStatus.PENDING.value,
         version=1,
         correlation_id=correlation_id,
+        trace_parent=tracing.current_traceparent(),
         payment_method_id=body.payment_method_id,
         idempotency_key=idempotency_key,
         request_hash=fingerprint,
@@ -422,6 +441,9 @@ def create_order(
             return _replay(existing, fingerprint, keyring)
         raise
     order_id = str(order.id)
+    # The order's id on this request's span and on the spans of the chain it queues.
+    structlog.contextvars.bind_contextvars(order_id=order_id)
+    tracing.annotate(order_id=order_id)
     try:
         # order.created leaves the outbox with the first step's own events (or the sweep).
         dispatch.start(order_id, correlation_id)

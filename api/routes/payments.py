@@ -25,7 +25,8 @@ from gateways.stripe_gateway import (
 from models.order import Order, now_utc
 from models.user import User
 from models.webhook import WebhookEvent
-from monitoring.metrics import WEBHOOK_DUPLICATES
+from monitoring import tracing
+from monitoring.metrics import WEBHOOK_DUPLICATES, WEBHOOK_SIGNATURE_FAILURES
 from tasks import dispatch
 from workflows.errors import PermanentError
 from workflows.states import PAID_STATUSES, TERMINAL, OrderStatus
@@ -171,8 +172,10 @@ def confirm(body: ConfirmBody, user: CurrentUser):
     )
     if moved is None:
         raise ApiError(409, "CONFLICT", "the order changed meanwhile; reload and retry")
-    dispatch.enqueue_chain(str(order.id), order.correlation_id, OrderStatus.PAYMENT_PENDING)
-    dispatch.enqueue_outbox("orders", str(order.id))
+    # The rest of the chain joins the order's trace (linked to this request's).
+    with tracing.order_span("order.payment_confirm", order.trace_parent, order_id=str(order.id)):
+        dispatch.enqueue_chain(str(order.id), order.correlation_id, OrderStatus.PAYMENT_PENDING)
+        dispatch.enqueue_outbox("orders", str(order.id))
     return success(
         {"orderId": str(order.id), "status": moved.status},
         status_code=202,
@@ -334,6 +337,7 @@ def _handle_webhook(payload: bytes, signature: str | None):
     try:
         event = get_gateway().verify_webhook(payload, signature)
     except WebhookSignatureError as exc:
+        WEBHOOK_SIGNATURE_FAILURES.inc()
         raise ApiError(400, "INVALID_SIGNATURE", str(exc) or "invalid webhook signature") from exc
     event_id, event_type = str(event.get("id") or ""), str(event.get("type") or "")
     obj = (event.get("data") or {}).get("object") or {}
@@ -371,7 +375,11 @@ def _handle_webhook(payload: bytes, signature: str | None):
     if order is None:
         return success({"received": True, "ignored": "unknown order"})
     try:
-        dispatch.enqueue_task("payments.sync_intent", order_id=order_id, source="webhook")
+        # The sync task joins the order's trace (linked to this request's).
+        with tracing.order_span(
+            "stripe.webhook", order.trace_parent, order_id=order_id, stripe_event=event_type
+        ):
+            dispatch.enqueue_task("payments.sync_intent", order_id=order_id, source="webhook")
     except Exception as exc:
         WebhookEvent.forget(event_id)  # let Stripe's retry be processed
         raise ApiError(503, "BROKER_UNAVAILABLE", "could not queue the webhook; retry") from exc

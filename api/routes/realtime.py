@@ -26,6 +26,7 @@ from core.bus import GAP, EventHub, Subscription
 from core.settings import Settings
 from models.event import bus_message, events_after, latest_seq, seq_of
 from models.user import User
+from monitoring.metrics import WEBSOCKET_CONNECTIONS
 
 router = APIRouter(tags=["real time"])
 
@@ -294,6 +295,7 @@ async def _authenticate(ws: WebSocket) -> tuple[User, str, Any] | None:
 @router.websocket("/ws")
 async def live_events(ws: WebSocket) -> None:
     await ws.accept()
+    WEBSOCKET_CONNECTIONS.inc()
     try:
         auth = await _authenticate(ws)
         if auth is None:
@@ -320,3 +322,5 @@ async def live_events(ws: WebSocket) -> None:
     except (WebSocketDisconnect, RuntimeError, OSError):
         # The client went away mid-send (each server and Starlette version says it differently).
         return
+    finally:
+        WEBSOCKET_CONNECTIONS.dec()

@@ -90,3 +90,9 @@ def test_image_runs_as_non_root_that_cannot_write_its_code() -> None:
 def test_dockerignore_keeps_secrets_and_local_state_out() -> None:
     ignored = set((ROOT / ".dockerignore").read_text().split())
     assert {".env", ".git", ".venv", ".data", "tests"} <= ignored
+
+
+def test_jaeger_is_optional_and_local_only() -> None:
+    jaeger = _compose()["services"]["jaeger"]
+    assert jaeger["profiles"] == ["tracing"]  # not started by a plain `docker compose up`
+    assert all(str(p).startswith("127.0.0.1:") for p in jaeger["ports"])

@@ -112,6 +112,12 @@ export function adminView(root) {
     return button;
   }
 
+  // The order's trace in the tracing UI (Jaeger, Tempo…), when TRACING_UI_URL is set.
+  function traceLink(order) {
+    if (!order.traceUrl) return null;
+    return h("a", { href: order.traceUrl, target: "_blank", rel: "noopener", class: "small", testid: "trace-link", title: `trace ${order.traceId}` }, "Trace ↗");
+  }
+
   async function loadStats() {
     try {
       const body = await get("/api/orders/stats");
@@ -125,7 +131,7 @@ export function adminView(root) {
     for (const row of rowsMap.values()) row.remove();
     rowsMap.clear();
     for (const order of orders) {
-      const row = orderRow(order, { actions: resumeButton, showCustomer: true });
+      const row = orderRow(order, { actions: (o) => [resumeButton(o), traceLink(o)], showCustomer: true });
       rowsMap.set(order.id, row);
       tbody.append(row);
     }

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
+from api.customer_views import ADMIN_ONLY_EVENTS, events_view
 from api.deps import AdminUser, AppSettings, CurrentUser
 from api.envelope import ApiError, failure_body, paginated, success
 from api.responses import error_responses
@@ -132,9 +133,10 @@ def list_events(
         own = str(user.id)
         if flt.user_id not in (None, own):
             return paginated("events", [], page=page, limit=limit, total=0)
-        flt = EventFilter(**{**flt.__dict__, "user_id": own})
+        flt = EventFilter(**{**flt.__dict__, "user_id": own, "exclude_types": ADMIN_ONLY_EVENTS})
     items, total = find_events(flt, page=page, limit=limit)
-    return paginated("events", items, page=page, limit=limit, total=total)
+    shown = events_view(items, admin=user.is_admin)
+    return paginated("events", shown, page=page, limit=limit, total=total)
 
 
 @router.get("/stats", summary="Counts by type and hour, handler failures, outbox lag")
@@ -199,7 +201,8 @@ def correlation(correlation_id: str, user: CurrentUser) -> JSONResponse:
     events = correlation_chain(correlation_id, None if user.is_admin else str(user.id))
     if not events:
         raise ApiError(404, "CORRELATION_NOT_FOUND", "no events with this correlation id")
-    return success({"correlationId": correlation_id, "events": events})
+    shown = events_view(events, admin=user.is_admin)
+    return success({"correlationId": correlation_id, "events": shown})
 
 
 class ReplayRequest(ApiModel):

@@ -11,6 +11,7 @@ from kombu.exceptions import OperationalError as BrokerError
 from mongoengine import NotUniqueError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from api.customer_views import events_view, history_view, order_view, summary_view
 from api.deps import AdminUser, CurrentUser, DataKeys, ensure_owner_or_admin
 from api.envelope import ApiError, not_found, paginated, success
 from api.order_schemas import (
@@ -18,10 +19,7 @@ from api.order_schemas import (
     CancelBody,
     OrderCreate,
     OrderUpdate,
-    history_public,
     iso_utc,
-    order_public,
-    order_summary,
 )
 from api.ratelimit import rate_limit, user_key
 from core.context import correlation_id_var, new_correlation_id
@@ -81,13 +79,25 @@ def _filters(
     return query, SORTS[sort]
 
 
-def _page(query: dict[str, Any], order_by: str, page: int, limit: int):
+def _customers(orders: list[Order]) -> dict[str, dict[str, Any]]:
+    """Email and name of each order's customer, for admin list rows (one query)."""
+    ids = sorted({o.user_id for o in orders if o.user_id})
+    users = User.objects(id__in=[i for i in ids if ObjectId.is_valid(i)]).only(
+        "id", "email", "first_name", "last_name"
+    )
+    return {
+        str(u.id): {"email": u.email, "name": f"{u.first_name} {u.last_name}".strip() or None}
+        for u in users
+    }
+
+
+def _page(query: dict[str, Any], order_by: str, page: int, limit: int, *, admin: bool):
     cursor = Order.objects(**query)
     total = cursor.count()
     items = list(cursor.order_by(order_by).skip((page - 1) * limit).limit(limit))
-    return paginated(
-        "orders", [order_summary(o) for o in items], page=page, limit=limit, total=total
-    )
+    who = _customers(items) if admin else {}
+    rows = [summary_view(o, admin=admin, customer=who.get(o.user_id)) for o in items]
+    return paginated("orders", rows, page=page, limit=limit, total=total)
 
 
 def _load_visible(order_id: str, user: User) -> Order:
@@ -126,7 +136,7 @@ def list_orders(
             query["user_email"] = q.lower()
     if user_id:
         query["user_id"] = user_id
-    return _page(query, order_by, page, limit)
+    return _page(query, order_by, page, limit, admin=True)
 
 
 @router.get("/my-orders", summary="The caller's orders (admins may pass userId)")
@@ -144,7 +154,7 @@ def my_orders(
     if user_id and not user.is_admin:
         raise ApiError(403, "FORBIDDEN", "only admins may list another user's orders")
     query["user_id"] = user_id if user_id else str(user.id)
-    return _page(query, order_by, page, limit)
+    return _page(query, order_by, page, limit, admin=user.is_admin)
 
 
 @router.get("/stats", summary="Counts by status, revenue, average order, orders today")
@@ -188,13 +198,13 @@ def order_stats(user: CurrentUser):
     )
 
 
-def _replay(existing: Order, fingerprint: str, keyring) -> Any:
+def _replay(existing: Order, fingerprint: str, keyring, user: User) -> Any:
     if existing.request_hash != fingerprint:
         raise ApiError(
             409, "IDEMPOTENCY_KEY_REUSED", "this Idempotency-Key was used with a different body"
         )
     return success(
-        {"order": order_public(existing, keyring)},
+        {"order": order_view(existing, keyring, admin=user.is_admin)},
         message="order already accepted for this Idempotency-Key",
         headers={"Location": f"/api/orders/{existing.id}"},
     )
@@ -256,7 +266,7 @@ def create_order(
     if idempotency_key:
         existing = Order.objects(user_id=str(user.id), idempotency_key=idempotency_key).first()
         if existing is not None:
-            return _replay(existing, fingerprint, keyring)
+            return _replay(existing, fingerprint, keyring, user)
     items, totals = _price(body)
     correlation_id = correlation_id_var.get() or new_correlation_id()
     at = now_utc()
@@ -300,7 +310,7 @@ def create_order(
     except NotUniqueError:
         existing = Order.objects(user_id=str(user.id), idempotency_key=idempotency_key).first()
         if idempotency_key and existing is not None:
-            return _replay(existing, fingerprint, keyring)
+            return _replay(existing, fingerprint, keyring, user)
         raise
     order_id = str(order.id)
     try:
@@ -316,7 +326,7 @@ def create_order(
             headers={"Retry-After": "5"},
         ) from exc
     return success(
-        {"order": order_public(order, keyring)},
+        {"order": order_view(order, keyring, admin=user.is_admin)},
         message="order accepted",
         status_code=202,
         headers={"Location": f"/api/orders/{order_id}"},
@@ -325,7 +335,8 @@ def create_order(
 
 @router.get("/{order_id}", summary="One order (owner or admin)")
 def get_order(order_id: str, user: CurrentUser, keyring: DataKeys):
-    return success({"order": order_public(_load_visible(order_id, user), keyring)})
+    order = _load_visible(order_id, user)
+    return success({"order": order_view(order, keyring, admin=user.is_admin)})
 
 
 @router.patch("/{order_id}", summary="Change address/notes before shipping; admins move status")
@@ -356,7 +367,7 @@ def update_order(order_id: str, body: OrderUpdate, user: CurrentUser, keyring: D
     if moved is None:
         raise ApiError(409, "CONFLICT", "the order changed meanwhile; reload and retry")
     dispatch.enqueue_outbox("orders", order_id)
-    return success({"order": order_public(moved, keyring)})
+    return success({"order": order_view(moved, keyring, admin=user.is_admin)})
 
 
 def _admin_move(order: Order, body: OrderUpdate, keyring) -> Any:
@@ -385,7 +396,7 @@ def _admin_move(order: Order, body: OrderUpdate, keyring) -> Any:
         if moved is None:
             raise ApiError(409, "CONFLICT", "the order changed meanwhile; reload and retry")
     dispatch.enqueue_outbox("orders", str(order.id))
-    return success({"order": order_public(moved, keyring)})
+    return success({"order": order_view(moved, keyring, admin=True)})
 
 
 @router.delete("/{order_id}", status_code=202, summary="Cancel with a reason (before shipping)")
@@ -413,7 +424,9 @@ def cancel_order(
             409, "INVALID_TRANSITION", f"order is {current.status}: it cannot be cancelled"
         )
     return success(
-        {"order": order_public(moved, keyring)}, message="order cancelled", status_code=202
+        {"order": order_view(moved, keyring, admin=user.is_admin)},
+        message="order cancelled",
+        status_code=202,
     )
 
 
@@ -428,7 +441,7 @@ def tracking(order_id: str, user: CurrentUser):
                 "carrier": order.carrier,
                 "trackingNumber": order.tracking_number,
                 "estimatedDelivery": iso_utc(order.estimated_delivery),
-                "timeline": history_public(order),
+                "timeline": history_view(order, admin=user.is_admin),
             }
         }
     )
@@ -437,8 +450,13 @@ def tracking(order_id: str, user: CurrentUser):
 @router.get("/{order_id}/timeline", summary="Every event of this order, oldest first")
 def timeline(order_id: str, user: CurrentUser):
     order = _load_visible(order_id, user)
+    admin = user.is_admin
     return success(
-        {"orderId": order_id, "timeline": timeline_for(order_id), "history": history_public(order)}
+        {
+            "orderId": order_id,
+            "timeline": events_view(timeline_for(order_id), admin=admin),
+            "history": history_view(order, admin=admin),
+        }
     )
 
 

@@ -10,9 +10,10 @@ from fastapi import APIRouter, Query, Request
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
+from api.customer_views import payment_row
 from api.deps import CurrentUser, ensure_owner_or_admin
 from api.envelope import ApiError, not_found, paginated, success
-from api.order_schemas import PAYMENT_METHOD_PATTERN, iso_utc
+from api.order_schemas import PAYMENT_METHOD_PATTERN
 from api.schemas import ApiModel
 from core.settings import get_settings
 from gateways.stripe_gateway import WebhookSignatureError, get_gateway
@@ -237,21 +238,8 @@ def history(
         owner_id = str(owner.id)
     cursor = Order.objects(user_id=owner_id, payment_intent_id__ne=None)
     total = cursor.count()
-    rows = [
-        {
-            "orderId": str(o.id),
-            "orderNumber": o.order_number,
-            "paymentIntentId": o.payment_intent_id,
-            "status": o.status,
-            "amountCents": o.total_cents,
-            "paidCents": o.paid_cents or 0,
-            "refundedCents": o.refunded_cents or 0,
-            "currency": o.currency,
-            "refunds": o.refunds,
-            "createdAt": iso_utc(o.created_at),
-        }
-        for o in cursor.order_by("-created_at").skip((page - 1) * limit).limit(limit)
-    ]
+    page_of = cursor.order_by("-created_at").skip((page - 1) * limit).limit(limit)
+    rows = [payment_row(o, admin=user.is_admin) for o in page_of]
     return paginated("payments", rows, page=page, limit=limit, total=total)
 
 

@@ -182,7 +182,8 @@ def order_stats(user: CurrentUser):
         paid += row.get("paid") or 0
         refunded += row.get("refunded") or 0
         paid_count += row.get("paidCount") or 0
-    midnight = now_utc().replace(hour=0, minute=0, second=0, microsecond=0)
+    as_of = now_utc()  # before the reads: events that happened after it are not counted
+    midnight = as_of.replace(hour=0, minute=0, second=0, microsecond=0)
     today = coll.count_documents({**match, "created_at": {"$gte": midnight}})
     return success(
         {
@@ -191,6 +192,11 @@ def order_stats(user: CurrentUser):
                 "byStatus": by_status,
                 "totalRevenueCents": paid - refunded,
                 "averageOrderCents": round(paid / paid_count) if paid_count else 0,
+                # The parts, so a client can apply live events to the figures above.
+                "paidCents": paid,
+                "refundedCents": refunded,
+                "paidCount": paid_count,
+                "asOf": iso_utc(as_of),
                 "ordersToday": today,
                 "currency": get_settings().currency,
             }

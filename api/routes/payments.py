@@ -77,7 +77,9 @@ def _method_public(m: Any) -> dict[str, Any]:
 
 @router.get("/config", summary="Publishable key and Stripe.js URL for the browser")
 def config():
-    return success(get_gateway().publishable_config())
+    # testMode: the dashboard shows Stripe's test cards (development and test only).
+    test_mode = not get_settings().is_production
+    return success({**get_gateway().publishable_config(), "testMode": test_mode})
 
 
 @router.post("/create-intent", summary="The order's PaymentIntent (same order → same intent)")

@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install up test lint unit fuzz bench chaos format clean browser-deps
+.PHONY: install up test lint unit fuzz bench bench-auth chaos format clean browser-deps
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,10 @@ fuzz: install
 # Private stacks on free loopback ports; e.g. make bench BENCH_ARGS="--broker amqp://guest:guest@127.0.0.1:5672//"
 bench: install
 	$(PY) -m bench.run $(BENCH_ARGS)
+
+# 50 concurrent register + login while an order ships (bench/auth_load.py); not in make test.
+bench-auth: install
+	$(PY) -m bench.auth_load $(BENCH_AUTH_ARGS)
 
 chaos: install
 	$(PY) -m bench.chaos $(CHAOS_ARGS)

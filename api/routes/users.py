@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, EmailStr, Field, StringConstraints
 
+from api.auth_pool import run_auth
 from api.deps import AppSettings, CurrentClaims, CurrentUser, DataKeys, Revocations
 from api.envelope import ApiError, success
 from api.ratelimit import login_key, rate_limit
@@ -132,7 +133,12 @@ def _publish(user: User) -> None:
     responses=error_responses(400, 409, 413, 429),
     summary="Create a customer account; answers with a token",
 )
-def register(body: UserRegister, settings: AppSettings, keyring: DataKeys) -> JSONResponse:
+async def register(body: UserRegister, settings: AppSettings, keyring: DataKeys) -> JSONResponse:
+    # The argon2 hash runs in the bounded auth pool, never on the shared threadpool.
+    return await run_auth(_register, body, settings, keyring)
+
+
+def _register(body: UserRegister, settings: AppSettings, keyring: DataKeys) -> JSONResponse:
     try:
         user = User.register(
             email=str(body.email),
@@ -162,7 +168,11 @@ def register(body: UserRegister, settings: AppSettings, keyring: DataKeys) -> JS
     dependencies=[Depends(rate_limit("rate_limit_login", login_key))],
     summary="Exchange email and password for a token",
 )
-def login(body: UserLogin, settings: AppSettings, keyring: DataKeys) -> JSONResponse:
+async def login(body: UserLogin, settings: AppSettings, keyring: DataKeys) -> JSONResponse:
+    return await run_auth(_login, body, settings, keyring)
+
+
+def _login(body: UserLogin, settings: AppSettings, keyring: DataKeys) -> JSONResponse:
     user = User.authenticate(str(body.email), body.password)
     if user is None:
         log.info("login_failed")

@@ -43,8 +43,10 @@ browser-deps:
 unit: install
 	$(VENV)/bin/pytest tests/unit
 
+# Schemathesis CLI, every check and phase (stateful too), anonymous and as a customer, on a
+# private stack with the fuzz profile's raised rate limits (bench/fuzz.py); not in make test.
 fuzz: install
-	$(VENV)/bin/pytest tests/api/test_fuzz_schema.py --fuzz-examples=300
+	$(PY) -m bench.fuzz $(FUZZ_ARGS)
 
 # Private stacks on free loopback ports; e.g. make bench BENCH_ARGS="--broker amqp://guest:guest@127.0.0.1:5672//"
 bench: install

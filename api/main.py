@@ -19,6 +19,7 @@ from swagger_ui_bundle import swagger_ui_path
 from api.deps import install_security
 from api.errors import install_error_handlers
 from api.middleware import BodySizeLimitMiddleware, CorrelationMiddleware, SecurityHeadersMiddleware
+from api.openapi_docs import install_openapi
 from api.ratelimit import install_rate_limits
 from api.routes import events, health, notifications, orders, payments, products, realtime, users
 from api.routes.realtime import close_event_hub
@@ -74,6 +75,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(notifications.router)
     app.include_router(realtime.router)
     install_event_metrics()
+    # The schema documents every operation's errors (api/openapi_docs.py).
+    install_openapi(app)
 
     app.mount("/static/swagger", StaticFiles(directory=swagger_ui_path), name="swagger")
 

@@ -14,6 +14,7 @@ from api.customer_views import payment_row
 from api.deps import CurrentUser, ensure_owner_or_admin
 from api.envelope import ApiError, not_found, paginated, success
 from api.order_schemas import PAYMENT_METHOD_PATTERN
+from api.responses import error_responses
 from api.schemas import ApiModel
 from core.settings import get_settings
 from gateways.stripe_gateway import WebhookSignatureError, get_gateway
@@ -245,7 +246,27 @@ def history(
     return paginated("payments", rows, page=page, limit=limit, total=total)
 
 
-@router.post("/webhook", summary="Stripe webhook: verified, deduplicated, acted on later")
+@router.post(
+    "/webhook",
+    summary="Stripe webhook: verified, deduplicated, acted on later",
+    # The raw body is read by hand (the signature covers its bytes): documented here.
+    responses=error_responses(400),
+    openapi_extra={
+        "parameters": [
+            {
+                "name": "Stripe-Signature",
+                "in": "header",
+                "required": True,
+                "schema": {"type": "string"},
+                "description": "t=<unix time>,v1=<HMAC-SHA256 of t.body>; 400 if bad or stale",
+            }
+        ],
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        },
+    },
+)
 async def webhook(request: Request):
     payload = await request.body()
     signature = request.headers.get("stripe-signature")

@@ -259,11 +259,32 @@ def _price(body: OrderCreate) -> tuple[list[dict[str, Any]], Any]:
     return items, totals
 
 
+# The order a POST answers, for the links below (Schemathesis's stateful phase follows them).
+_ORDER_ID = {"order_id": "$response.body#/data/order/id"}
+_ACCEPTED = {
+    202: {
+        "description": "Accepted: the order, priced, with the chain enqueued",
+        "headers": {"Location": {"description": "/api/orders/{id}", "schema": {"type": "string"}}},
+        "links": {
+            name: {"operationId": op, "parameters": _ORDER_ID}
+            for name, op in (
+                ("GetOrder", "getOrder"),
+                ("GetTimeline", "getOrderTimeline"),
+                ("GetTracking", "getOrderTracking"),
+                ("UpdateOrder", "updateOrder"),
+                ("CancelOrder", "cancelOrder"),
+            )
+        },
+    }
+}
+
+
 @router.post(
     "",
     status_code=202,
     summary="Place an order: priced here, answered 202, the chain already enqueued",
     dependencies=[Depends(rate_limit("rate_limit_orders", user_key))],
+    responses=_ACCEPTED,
 )
 def create_order(
     body: OrderCreate, user: CurrentUser, keyring: DataKeys, idempotency_key: IdempotencyKey = None
@@ -339,13 +360,17 @@ def create_order(
     )
 
 
-@router.get("/{order_id}", summary="One order (owner or admin)")
+@router.get("/{order_id}", summary="One order (owner or admin)", operation_id="getOrder")
 def get_order(order_id: str, user: CurrentUser, keyring: DataKeys):
     order = _load_visible(order_id, user)
     return success({"order": order_view(order, keyring, admin=user.is_admin)})
 
 
-@router.patch("/{order_id}", summary="Change address/notes before shipping; admins move status")
+@router.patch(
+    "/{order_id}",
+    summary="Change address/notes before shipping; admins move status",
+    operation_id="updateOrder",
+)
 def update_order(order_id: str, body: OrderUpdate, user: CurrentUser, keyring: DataKeys):
     order = _load_visible(order_id, user)
     actor = "admin" if user.is_admin else "customer"
@@ -405,7 +430,12 @@ def _admin_move(order: Order, body: OrderUpdate, keyring) -> Any:
     return success({"order": order_view(moved, keyring, admin=True)})
 
 
-@router.delete("/{order_id}", status_code=202, summary="Cancel with a reason (before shipping)")
+@router.delete(
+    "/{order_id}",
+    status_code=202,
+    summary="Cancel with a reason (before shipping)",
+    operation_id="cancelOrder",
+)
 def cancel_order(
     order_id: str,
     user: CurrentUser,
@@ -436,7 +466,11 @@ def cancel_order(
     )
 
 
-@router.get("/{order_id}/tracking", summary="Carrier, tracking number and status timeline")
+@router.get(
+    "/{order_id}/tracking",
+    summary="Carrier, tracking number and status timeline",
+    operation_id="getOrderTracking",
+)
 def tracking(order_id: str, user: CurrentUser):
     order = _load_visible(order_id, user)
     return success(
@@ -453,7 +487,11 @@ def tracking(order_id: str, user: CurrentUser):
     )
 
 
-@router.get("/{order_id}/timeline", summary="Every event of this order, oldest first")
+@router.get(
+    "/{order_id}/timeline",
+    summary="Every event of this order, oldest first",
+    operation_id="getOrderTimeline",
+)
 def timeline(order_id: str, user: CurrentUser):
     order = _load_visible(order_id, user)
     admin = user.is_admin

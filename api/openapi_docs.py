@@ -8,7 +8,8 @@ operation can answer, derived from what the route is:
 * every operation: 429 (rate limits) and 503 (a dependency down);
 * with parameters or a body: 400 (validation); with a body: 413 (too large);
 * with the bearer security (``CurrentUser``/``AdminUser``): 401; admin-only: 403;
-* with path parameters: 404 (unknown, or not the caller's);
+* with path parameters, or a body naming a resource (``…Id``): 404 (unknown, or not the
+  caller's);
 * changing state (POST, PATCH, DELETE): 409 (conflicts with the current state).
 
 Statuses a route declares itself (``responses=error_responses(...)``, e.g. 402 for a card
@@ -61,6 +62,18 @@ def _routes_by_operation(app: FastAPI) -> dict[tuple[str, str], APIRoute]:
     return found
 
 
+_SCHEMAS: dict[str, Any] = {}
+
+
+def _names_a_resource(operation: dict[str, Any]) -> bool:
+    """A body with an ``…Id`` field (orderId, paymentMethodId) names something that may not
+    exist (or not be the caller's): 404."""
+    content = operation.get("requestBody", {}).get("content", {}).get("application/json", {})
+    ref = content.get("schema", {}).get("$ref", "")
+    props = _SCHEMAS.get(ref.rsplit("/", 1)[-1], {}).get("properties", {})
+    return any(name.endswith("Id") for name in props)
+
+
 def error_statuses(operation: dict[str, Any], method: str, route: APIRoute | None) -> set[int]:
     """The failure statuses an operation can answer (see the module's list)."""
     statuses = {429, 503}
@@ -74,7 +87,7 @@ def error_statuses(operation: dict[str, Any], method: str, route: APIRoute | Non
         statuses.add(401)
         if route is not None and get_admin_user in _dependency_calls(route):
             statuses.add(403)
-    if any(p.get("in") == "path" for p in params):
+    if any(p.get("in") == "path" for p in params) or (has_body and _names_a_resource(operation)):
         statuses.add(404)
     if method in MUTATING and (
         operation.get("security") or any(p.get("in") == "path" for p in params)
@@ -86,6 +99,8 @@ def error_statuses(operation: dict[str, Any], method: str, route: APIRoute | Non
 def document_errors(schema: dict[str, Any], app: FastAPI) -> dict[str, Any]:
     routes = _routes_by_operation(app)
     components = schema.setdefault("components", {}).setdefault("schemas", {})
+    _SCHEMAS.clear()
+    _SCHEMAS.update(components)
     envelope = FailureBody.model_json_schema(ref_template="#/components/schemas/{model}")
     for name, definition in envelope.pop("$defs", {}).items():
         components.setdefault(name, definition)

@@ -53,7 +53,7 @@ def type_error(value: str) -> str | None:
 
 
 def _moment(value: str) -> datetime:
-    parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    parsed = datetime.fromisoformat(value.strip().upper().replace("Z", "+00:00"))
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
@@ -81,8 +81,9 @@ def parse_list_query(request: Request) -> tuple[EventFilter, int, int]:
     values: dict[str, Any] = {}
     for name in ("aggregateId", "correlationId", "userId"):
         value = params.get(name)
-        if value is not None and not 1 <= len(value) <= 128:
-            errors.append({"field": name, "message": "must be 1 to 128 characters"})
+        # Empty means not given (as for from/to); the schema says so with minLength 0.
+        if value is not None and len(value) > 128:
+            errors.append({"field": name, "message": "at most 128 characters"})
         values[name] = value or None
     event_type = params.get("type")
     if event_type is not None and (problem := type_error(event_type)):
@@ -120,10 +121,15 @@ def list_events(
     type: Annotated[
         str | None, Query(description="an event type, or a prefix like order.*")
     ] = None,
-    aggregateId: str | None = None,
-    correlationId: str | None = None,
-    from_: Annotated[str | None, Query(alias="from", description="ISO-8601 date-time")] = None,
-    to: Annotated[str | None, Query(description="ISO-8601 date-time")] = None,
+    aggregateId: Annotated[str | None, Query(max_length=128)] = None,
+    correlationId: Annotated[str | None, Query(max_length=128)] = None,
+    from_: Annotated[
+        str | None,
+        Query(alias="from", description="ISO-8601", json_schema_extra={"format": "date-time"}),
+    ] = None,
+    to: Annotated[
+        str | None, Query(description="ISO-8601", json_schema_extra={"format": "date-time"})
+    ] = None,
     page: int = 1,
     limit: int = 20,
 ) -> JSONResponse:

@@ -22,6 +22,7 @@ from api.order_schemas import (
     iso_utc,
 )
 from api.ratelimit import rate_limit, user_key
+from api.responses import error_responses
 from core.context import correlation_id_var, new_correlation_id
 from core.crypto import encrypt_json
 from core.settings import get_settings
@@ -53,7 +54,7 @@ def _parse_when(field: str, value: str | None) -> datetime | None:
     if not value:
         return None
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(value.strip().upper().replace("Z", "+00:00"))
     except ValueError as exc:
         raise bad_filter(field, "must be an ISO 8601 date or date-time") from exc
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
@@ -121,8 +122,12 @@ def list_orders(
     needs_attention: Annotated[bool | None, Query(alias="needsAttention")] = None,
     q: Annotated[str | None, Query(max_length=200)] = None,
     user_id: Annotated[str | None, Query(alias="userId", max_length=64)] = None,
-    date_from: Annotated[str | None, Query(alias="from")] = None,
-    date_to: Annotated[str | None, Query(alias="to")] = None,
+    date_from: Annotated[
+        str | None, Query(alias="from", json_schema_extra={"format": "date-time"})
+    ] = None,
+    date_to: Annotated[
+        str | None, Query(alias="to", json_schema_extra={"format": "date-time"})
+    ] = None,
     sort: str = "-createdAt",
 ):
     query, order_by = _filters(status, date_from, date_to, sort)
@@ -139,14 +144,22 @@ def list_orders(
     return _page(query, order_by, page, limit, admin=True)
 
 
-@router.get("/my-orders", summary="The caller's orders (admins may pass userId)")
+@router.get(
+    "/my-orders",
+    summary="The caller's orders (admins may pass userId)",
+    responses=error_responses(403),  # a customer passing userId
+)
 def my_orders(
     user: CurrentUser,
     page: Page = 1,
     limit: Limit = 10,
     status: str | None = None,
-    date_from: Annotated[str | None, Query(alias="from")] = None,
-    date_to: Annotated[str | None, Query(alias="to")] = None,
+    date_from: Annotated[
+        str | None, Query(alias="from", json_schema_extra={"format": "date-time"})
+    ] = None,
+    date_to: Annotated[
+        str | None, Query(alias="to", json_schema_extra={"format": "date-time"})
+    ] = None,
     sort: str = "-createdAt",
     user_id: Annotated[str | None, Query(alias="userId", max_length=64)] = None,
 ):
@@ -225,7 +238,8 @@ def _price(body: OrderCreate) -> tuple[list[dict[str, Any]], Any]:
         if item.sku not in products
     ]
     if errors:
-        raise ApiError(400, "VALIDATION_ERROR", "invalid request: unknown sku", errors)
+        # Well-formed but naming no product: the thing referred to is not there (404).
+        raise ApiError(404, "PRODUCT_NOT_FOUND", "unknown sku", errors)
     settings = get_settings()
     lines = [
         PricedLine(
@@ -284,7 +298,7 @@ _ACCEPTED = {
     status_code=202,
     summary="Place an order: priced here, answered 202, the chain already enqueued",
     dependencies=[Depends(rate_limit("rate_limit_orders", user_key))],
-    responses=_ACCEPTED,
+    responses={**_ACCEPTED, **error_responses(404)},
 )
 def create_order(
     body: OrderCreate, user: CurrentUser, keyring: DataKeys, idempotency_key: IdempotencyKey = None
@@ -370,6 +384,7 @@ def get_order(order_id: str, user: CurrentUser, keyring: DataKeys):
     "/{order_id}",
     summary="Change address/notes before shipping; admins move status",
     operation_id="updateOrder",
+    responses=error_responses(403),  # a customer sending status
 )
 def update_order(order_id: str, body: OrderUpdate, user: CurrentUser, keyring: DataKeys):
     order = _load_visible(order_id, user)

@@ -70,7 +70,7 @@ class UserRegister(ApiModel):
 
 class UserLogin(ApiModel):
     # Any address-shaped text: one that could never be registered simply does not log in.
-    email: Annotated[str, StringConstraints(max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")]
+    email: Annotated[str, StringConstraints(max_length=320, pattern=r"^[^@]+@[^@]+$")]
     password: AnyPassword
 
 

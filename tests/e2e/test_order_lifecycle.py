@@ -132,7 +132,7 @@ def test_bad_items_are_400_naming_the_field(client) -> None:
     customer = register(client)
     token = customer["token"]
     unknown = place_order(client, token, [("SKU-NOPE", 1)])
-    assert unknown.status_code == 400
+    assert unknown.status_code == 404 and unknown.json()["code"] == "PRODUCT_NOT_FOUND"
     assert unknown.json()["errors"][0]["field"] == "items.0.sku"
     for qty in (0, 101):
         r = place_order(client, token, [("SKU-REAL", qty)])

@@ -96,6 +96,21 @@ def error_statuses(operation: dict[str, Any], method: str, route: APIRoute | Non
     return statuses
 
 
+def _not_blank(components: dict[str, Any]) -> None:
+    """Request strings are stripped before their minLength is checked (ApiModel), so a
+    required text of only blanks is refused: say so with a pattern (contains a non-blank)."""
+    for model in components.values():
+        for prop in (model.get("properties") or {}).values():
+            for schema in [prop, *(prop.get("anyOf") or [])]:
+                if (
+                    schema.get("type") == "string"
+                    and schema.get("minLength", 0) >= 1
+                    and "pattern" not in schema
+                    and "format" not in schema
+                ):
+                    schema["pattern"] = r"[^\s]"
+
+
 def document_errors(schema: dict[str, Any], app: FastAPI) -> dict[str, Any]:
     routes = _routes_by_operation(app)
     components = schema.setdefault("components", {}).setdefault("schemas", {})
@@ -119,6 +134,7 @@ def document_errors(schema: dict[str, Any], app: FastAPI) -> dict[str, Any]:
                         "content": {"application/json": {"schema": {"$ref": ENVELOPE_REF}}},
                     },
                 )
+    _not_blank(components)
     # FastAPI's validation-error models are unused once the 422s are gone.
     for name in ("HTTPValidationError", "ValidationError"):
         components.pop(name, None)

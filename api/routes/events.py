@@ -85,12 +85,12 @@ def parse_list_query(request: Request) -> tuple[EventFilter, int, int]:
         if value is not None and len(value) > 128:
             errors.append({"field": name, "message": "at most 128 characters"})
         values[name] = value or None
-    event_type = params.get("type")
+    event_type = params.get("type") or None  # empty: not given
     if event_type is not None and (problem := type_error(event_type)):
         errors.append({"field": "type", "message": problem})
     span: dict[str, datetime | None] = {"from": None, "to": None}
     for name in span:
-        if params.get(name):
+        if params.get(name) is not None:  # empty is a bad date-time (the schema's format)
             try:
                 span[name] = _moment(params[name])
             except ValueError:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from bson import ObjectId
 from fastapi import APIRouter, Body, Depends, Header, Query
@@ -51,7 +51,7 @@ def bad_filter(field: str, message: str) -> ApiError:
 
 
 def _parse_when(field: str, value: str | None) -> datetime | None:
-    if not value:
+    if value is None:  # given but empty is a bad date, as the schema's date-time says
         return None
     try:
         parsed = datetime.fromisoformat(value.strip().upper().replace("Z", "+00:00"))
@@ -110,6 +110,10 @@ def _load_visible(order_id: str, user: User) -> Order:
 
 
 Page = Annotated[int, Query(ge=1, le=100_000)]
+# The schema lists the sorts (an enum); _filters maps them to fields.
+SortParam = Literal[
+    "createdAt", "-createdAt", "updatedAt", "-updatedAt", "totalCents", "-totalCents"
+]
 Limit = Annotated[int, Query(ge=1, le=100)]
 
 
@@ -128,7 +132,7 @@ def list_orders(
     date_to: Annotated[
         str | None, Query(alias="to", json_schema_extra={"format": "date-time"})
     ] = None,
-    sort: str = "-createdAt",
+    sort: SortParam = "-createdAt",
 ):
     query, order_by = _filters(status, date_from, date_to, sort)
     if needs_attention is not None:
@@ -160,7 +164,7 @@ def my_orders(
     date_to: Annotated[
         str | None, Query(alias="to", json_schema_extra={"format": "date-time"})
     ] = None,
-    sort: str = "-createdAt",
+    sort: SortParam = "-createdAt",
     user_id: Annotated[str | None, Query(alias="userId", max_length=64)] = None,
 ):
     query, order_by = _filters(status, date_from, date_to, sort)

@@ -94,3 +94,10 @@ def test_login_takes_any_address_shaped_email(client: TestClient) -> None:
     assert r.status_code == 401
     r = client.post("/api/users/login", json={"email": "not an email", "password": "whatever-1"})
     assert r.status_code == 400
+
+
+def test_blank_required_texts_are_documented_as_refused(client: TestClient) -> None:
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    reason = schemas["CancelBody"]["properties"]["reason"]
+    assert reason["minLength"] == 1 and re.search(reason["pattern"], "\n") is None
+    assert re.search(reason["pattern"], " ok ")

@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install up test lint audit unit fuzz bench chaos format clean browser-deps promtool-deps
+.PHONY: install up test lint audit unit fuzz bench bench-auth chaos format clean browser-deps promtool-deps
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -64,12 +64,18 @@ promtool-deps:
 unit: install
 	$(VENV)/bin/pytest tests/unit
 
+# Schemathesis CLI, every check and phase (stateful too), anonymous and as a customer, on a
+# private stack with the fuzz profile's raised rate limits (bench/fuzz.py); not in make test.
 fuzz: install
-	$(VENV)/bin/pytest tests/api/test_fuzz_schema.py --fuzz-examples=300
+	$(PY) -m bench.fuzz $(FUZZ_ARGS)
 
 # Private stacks on free loopback ports; e.g. make bench BENCH_ARGS="--broker amqp://guest:guest@127.0.0.1:5672//"
 bench: install
 	$(PY) -m bench.run $(BENCH_ARGS)
+
+# 50 concurrent register + login while an order ships (bench/auth_load.py); not in make test.
+bench-auth: install
+	$(PY) -m bench.auth_load $(BENCH_AUTH_ARGS)
 
 chaos: install
 	$(PY) -m bench.chaos $(CHAOS_ARGS)

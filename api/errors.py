@@ -12,6 +12,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.envelope import ApiError, failure
+from api.openapi_docs import allowed_methods
 from monitoring.logging import get_logger
 from workflows.errors import GatewayConfigError, PermanentError, TransientError
 
@@ -60,12 +61,17 @@ def install_error_handlers(app: FastAPI) -> None:
         return failure(400, "VALIDATION_ERROR", f"invalid request: {names}", errors)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException):
+    async def _http(request: Request, exc: StarletteHTTPException):
         code = _HTTP_CODES.get(exc.status_code, "HTTP_ERROR")
         message = exc.detail if isinstance(exc.detail, str) else code.lower()
         if exc.status_code == 404 and message == "Not Found":
             message = "route not found"
-        return failure(exc.status_code, code, message, headers=getattr(exc, "headers", None))
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            # Starlette names only the first route matching the path; a path served by
+            # several routes (GET and PATCH of one resource) allows all their methods.
+            headers["Allow"] = ", ".join(allowed_methods(request.app, request.scope))
+        return failure(exc.status_code, code, message, headers=headers or None)
 
     @app.exception_handler(ServerSelectionTimeoutError)
     @app.exception_handler(AutoReconnect)

@@ -24,6 +24,7 @@ from api.middleware import (
     RequestTimeoutMiddleware,
     SecurityHeadersMiddleware,
 )
+from api.openapi_docs import install_openapi
 from api.ratelimit import install_rate_limits
 from api.routes import (
     account,
@@ -97,6 +98,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api_keys.router)
     app.include_router(realtime.router)
     install_event_metrics()
+    # The schema documents every operation's errors (api/openapi_docs.py).
+    install_openapi(app)
 
     app.mount("/static/swagger", StaticFiles(directory=swagger_ui_path), name="swagger")
 

@@ -46,11 +46,15 @@ class OrderCreate(ApiModel):
 
     @field_validator("items")
     @classmethod
-    def _unique_skus(cls, items: list[OrderItemIn]) -> list[OrderItemIn]:
-        skus = [i.sku for i in items]
-        if len(set(skus)) != len(skus):
-            raise ValueError("each sku may appear once; put the total in quantity")
-        return items
+    def _merge_skus(cls, items: list[OrderItemIn]) -> list[OrderItemIn]:
+        # A sku listed twice is one line with the quantities added (a schema cannot say
+        # "unique by sku"); the total still has to be within 1..100.
+        totals: dict[str, int] = {}
+        for item in items:
+            totals[item.sku] = totals.get(item.sku, 0) + item.quantity
+        if any(q > 100 for q in totals.values()):
+            raise ValueError("at most 100 of each sku in one order")
+        return [OrderItemIn(sku=sku, quantity=q) for sku, q in totals.items()]
 
 
 class OrderUpdate(ApiModel):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
 import secrets
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -19,17 +21,36 @@ from core.settings import Settings, get_settings
 JWT_ALGORITHM = "HS256"
 REQUIRED_CLAIMS = ("sub", "role", "jti", "iat", "exp", "iss", "aud")
 
-_password_hash = PasswordHash((Argon2Hasher(),))
+# argon2id at OWASP's "m=12 MiB, t=3, p=1" (one of its equivalent minimum settings; see
+# the README's "Auth under load"): ~28 ms of one core here, against ~210 ms of CPU for
+# argon2-cffi's defaults (64 MiB, t=3, p=4). Hashes made with other parameters still verify
+# and are rehashed at the next login (verify_and_update).
+ARGON2_PARAMS = {"time_cost": 3, "memory_cost": 12288, "parallelism": 1}
+_password_hash = PasswordHash((Argon2Hasher(**ARGON2_PARAMS),))
+
+
+def _cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+# argon2 is pure CPU: more hashes at once than cores only makes each one slower (and starves
+# everything else), so at most one per core runs; the others wait their turn.
+HASH_SLOTS = _cores()
+_hash_slots = threading.BoundedSemaphore(HASH_SLOTS)
 
 
 def hash_password(password: str) -> str:
-    return _password_hash.hash(password)
+    with _hash_slots:
+        return _password_hash.hash(password)
 
 
 @lru_cache
 def _dummy_hash() -> str:
     # Verified against when the account is unknown, so both paths cost one argon2 run.
-    return _password_hash.hash(secrets.token_urlsafe(16))
+    return hash_password(secrets.token_urlsafe(16))
 
 
 def verify_password(password: str, password_hash: str | None) -> tuple[bool, str | None]:
@@ -38,14 +59,16 @@ def verify_password(password: str, password_hash: str | None) -> tuple[bool, str
     With ``password_hash=None`` (unknown account) a dummy hash is verified and the
     answer is always False, so timing does not reveal whether the account exists.
     """
-    if password_hash is None:
-        _password_hash.verify(password, _dummy_hash())
-        return False, None
-    try:
-        return _password_hash.verify_and_update(password, password_hash)
-    except UnknownHashError:
-        _password_hash.verify(password, _dummy_hash())
-        return False, None
+    dummy = _dummy_hash()  # (made outside the slot: it takes one itself)
+    with _hash_slots:
+        if password_hash is None:
+            _password_hash.verify(password, dummy)
+            return False, None
+        try:
+            return _password_hash.verify_and_update(password, password_hash)
+        except UnknownHashError:
+            _password_hash.verify(password, dummy)
+            return False, None
 
 
 class InvalidToken(Exception):

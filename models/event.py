@@ -216,6 +216,9 @@ class EventFilter:
     user_id: str | None = None
     occurred_from: datetime | None = None
     occurred_to: datetime | None = None
+    # Types never listed (a customer's view leaves out operations' events); not a filter
+    # of its own, so not part of ``to_json``/``is_empty``.
+    exclude_types: frozenset[str] = frozenset()
 
     def is_empty(self) -> bool:
         return not any(
@@ -278,6 +281,9 @@ class EventFilter:
             span["$lte"] = self.occurred_to
         if span:
             q["occurredAt"] = span
+        if self.exclude_types:
+            hidden = {"type": {"$nin": sorted(self.exclude_types)}}
+            q = {"$and": [q, hidden]} if "type" in q else {**q, **hidden}
         return q
 
 

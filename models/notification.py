@@ -84,6 +84,14 @@ class Notification(Document):
         ) or coll.find_one({"_id": oid, "userId": user_id})
         return cls._from_son(doc) if doc else None
 
+    @classmethod
+    def mark_all_read(cls, user_id: str) -> int:
+        """Mark every unread notification of the user read; how many changed (idempotent)."""
+        result = cls._get_collection().update_many(
+            {"userId": user_id, "read": False}, {"$set": {"read": True, "readAt": _now()}}
+        )
+        return int(result.modified_count)
+
     def to_public(self) -> dict[str, Any]:
         return {
             "id": str(self.id),

@@ -22,6 +22,7 @@ from models.notification import Notification
 from models.order import Order
 from models.order_stats import OrderStats
 from models.user import User
+from workflows.customer_text import customer_reason
 from workflows.events import EventType
 
 E = EventType
@@ -112,7 +113,9 @@ _CUSTOMER_MESSAGES: dict[str, tuple[str, str]] = {
 
 def _order_body(event: dict[str, Any], default: str) -> str:
     data = event.get("data") or {}
-    extra = data.get("reason") or ""
+    # In the customer's words: never a task name, an intent id or the provider's text.
+    extra = customer_reason(data.get("reason"), status=data.get("to"), actor=data.get("actor"))
+    extra = extra or ""
     if event["type"] == E.ORDER_SHIPPED and data.get("trackingNumber"):
         extra = f"Tracking number {data['trackingNumber']}."
     return f"{default} {extra}".strip()

@@ -29,6 +29,7 @@ from models.sent_email import SentEmail
 from models.user import User
 from tasks.app import celery_app
 from tasks.handlers import register
+from workflows.customer_text import customer_reason
 from workflows.events import EventType
 from workflows.pricing import format_minor
 
@@ -166,7 +167,11 @@ def _context(
         user_id = order.user_id
         data = event.get("data") or {}
         context["order"] = _order_context(order)
-        context["reason"] = data.get("reason") or ""
+        # In the customer's words (a decline code becomes a sentence), never the raw text.
+        context["reason"] = (
+            customer_reason(data.get("reason"), status=data.get("to"), actor=data.get("actor"))
+            or ""
+        )
         context["amount"] = format_minor(int(data.get("amountCents") or 0), order.currency or "usd")
     user = User.by_id(user_id) if user_id else None
     if user is not None:

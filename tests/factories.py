@@ -131,3 +131,11 @@ def intents_for(order_id: str) -> list:
     from gateways.stripe_gateway import get_gateway
 
     return get_gateway().list_intents_for_order(order_id)
+
+
+def intent_id_of(order_id: str) -> str | None:
+    """The order's PaymentIntent id, from the store: customers' API views do not carry it."""
+    from models.order import Order
+
+    order = Order.get(order_id)
+    return order.payment_intent_id if order else None

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
+from api.customer_views import ADMIN_ONLY_EVENTS, events_view
 from api.deps import AdminUser, AppSettings, CurrentUser, ViewerIsAdmin
 from api.envelope import ApiError, failure_body, paginated, success
 from api.responses import error_responses
@@ -52,7 +53,7 @@ def type_error(value: str) -> str | None:
 
 
 def _moment(value: str) -> datetime:
-    parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    parsed = datetime.fromisoformat(value.strip().upper().replace("Z", "+00:00"))
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
@@ -80,15 +81,16 @@ def parse_list_query(request: Request) -> tuple[EventFilter, int, int]:
     values: dict[str, Any] = {}
     for name in ("aggregateId", "correlationId", "userId"):
         value = params.get(name)
-        if value is not None and not 1 <= len(value) <= 128:
-            errors.append({"field": name, "message": "must be 1 to 128 characters"})
+        # Empty means not given (as for from/to); the schema says so with minLength 0.
+        if value is not None and len(value) > 128:
+            errors.append({"field": name, "message": "at most 128 characters"})
         values[name] = value or None
-    event_type = params.get("type")
+    event_type = params.get("type") or None  # empty: not given
     if event_type is not None and (problem := type_error(event_type)):
         errors.append({"field": "type", "message": problem})
     span: dict[str, datetime | None] = {"from": None, "to": None}
     for name in span:
-        if params.get(name):
+        if params.get(name) is not None:  # empty is a bad date-time (the schema's format)
             try:
                 span[name] = _moment(params[name])
             except ValueError:
@@ -119,10 +121,15 @@ def list_events(
     type: Annotated[
         str | None, Query(description="an event type, or a prefix like order.*")
     ] = None,
-    aggregateId: str | None = None,
-    correlationId: str | None = None,
-    from_: Annotated[str | None, Query(alias="from", description="ISO-8601 date-time")] = None,
-    to: Annotated[str | None, Query(description="ISO-8601 date-time")] = None,
+    aggregateId: Annotated[str | None, Query(max_length=128)] = None,
+    correlationId: Annotated[str | None, Query(max_length=128)] = None,
+    from_: Annotated[
+        str | None,
+        Query(alias="from", description="ISO-8601", json_schema_extra={"format": "date-time"}),
+    ] = None,
+    to: Annotated[
+        str | None, Query(description="ISO-8601", json_schema_extra={"format": "date-time"})
+    ] = None,
     page: int = 1,
     limit: int = 20,
 ) -> JSONResponse:
@@ -132,9 +139,10 @@ def list_events(
         own = str(user.id)
         if flt.user_id not in (None, own):
             return paginated("events", [], page=page, limit=limit, total=0)
-        flt = EventFilter(**{**flt.__dict__, "user_id": own})
+        flt = EventFilter(**{**flt.__dict__, "user_id": own, "exclude_types": ADMIN_ONLY_EVENTS})
     items, total = find_events(flt, page=page, limit=limit)
-    return paginated("events", items, page=page, limit=limit, total=total)
+    shown = events_view(items, admin=user.is_admin)
+    return paginated("events", shown, page=page, limit=limit, total=total)
 
 
 @router.get("/stats", summary="Counts by type and hour, handler failures, outbox lag")
@@ -202,7 +210,8 @@ def correlation(correlation_id: str, user: CurrentUser) -> JSONResponse:
     events = correlation_chain(correlation_id, None if user.is_admin else str(user.id))
     if not events:
         raise ApiError(404, "CORRELATION_NOT_FOUND", "no events with this correlation id")
-    return success({"correlationId": correlation_id, "events": events})
+    shown = events_view(events, admin=user.is_admin)
+    return success({"correlationId": correlation_id, "events": shown})
 
 
 class ReplayRequest(ApiModel):

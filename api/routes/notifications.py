@@ -29,6 +29,16 @@ def list_notifications(
 
 
 @router.post(
+    "/read-all",
+    summary="Mark all my notifications read (idempotent)",
+    responses=error_responses(401),
+)
+def mark_all_read(user: CurrentUser) -> JSONResponse:
+    changed = Notification.mark_all_read(str(user.id))
+    return success({"marked": changed}, message=f"{changed} marked read")
+
+
+@router.post(
     "/{notification_id}/read",
     summary="Mark one of my notifications read (idempotent)",
     responses=error_responses(401, 404),

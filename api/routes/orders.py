@@ -16,6 +16,7 @@ from kombu.exceptions import OperationalError as BrokerError
 from mongoengine import NotUniqueError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from api.customer_views import events_view, history_view, order_view, summary_view
 from api.deps import AdminUser, CurrentUser, DataKeys, IdempotencyKey, ensure_owner_or_admin
 from api.envelope import (
     ApiError,
@@ -32,12 +33,10 @@ from api.order_schemas import (
     CancelBody,
     OrderCreate,
     OrderUpdate,
-    history_public,
     iso_utc,
-    order_public,
-    order_summary,
 )
 from api.ratelimit import rate_limit, user_key
+from api.responses import error_responses
 from core.context import correlation_id_var, new_correlation_id
 from core.crypto import encrypt_json
 from core.settings import get_settings
@@ -66,10 +65,10 @@ def bad_filter(field: str, message: str) -> ApiError:
 
 
 def _parse_when(field: str, value: str | None) -> datetime | None:
-    if not value:
+    if value is None:  # given but empty is a bad date, as the schema's date-time says
         return None
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(value.strip().upper().replace("Z", "+00:00"))
     except ValueError as exc:
         raise bad_filter(field, "must be an ISO 8601 date or date-time") from exc
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
@@ -95,28 +94,42 @@ def _filters(
     return query, SORTS[sort]
 
 
-def _page(query: dict[str, Any], order_by: str, page: int, limit: int, row=order_summary):
+def _customers(orders: list[Order]) -> dict[str, dict[str, Any]]:
+    """Email and name of each order's customer, for admin list rows (one query)."""
+    ids = sorted({o.user_id for o in orders if o.user_id})
+    users = User.objects(id__in=[i for i in ids if ObjectId.is_valid(i)]).only(
+        "id", "email", "first_name", "last_name"
+    )
+    return {
+        str(u.id): {"email": u.email, "name": f"{u.first_name} {u.last_name}".strip() or None}
+        for u in users
+    }
+
+
+def _trace_links(order: Order, trace_ui: str) -> dict[str, Any]:
+    """The order's trace and its page in the tracing UI (admin list rows)."""
+    trace_id = tracing.trace_id_of(order.trace_parent)
+    url = None
+    if trace_id and trace_ui:
+        url = (
+            trace_ui.replace("{trace_id}", trace_id)
+            if "{trace_id}" in trace_ui
+            else f"{trace_ui.rstrip('/')}/{trace_id}"
+        )
+    return {"traceId": trace_id, "traceUrl": url}
+
+
+def _page(
+    query: dict[str, Any], order_by: str, page: int, limit: int, *, admin: bool, trace_ui: str = ""
+):
     cursor = Order.objects(**query)
     total = cursor.count()
     items = list(cursor.order_by(order_by).skip((page - 1) * limit).limit(limit))
-    return paginated("orders", [row(o) for o in items], page=page, limit=limit, total=total)
-
-
-def _admin_row(trace_ui: str):
-    """Admin list rows: the summary plus the order's trace and its page in the tracing UI."""
-
-    def row(order: Order) -> dict[str, Any]:
-        trace_id = tracing.trace_id_of(order.trace_parent)
-        url = None
-        if trace_id and trace_ui:
-            url = (
-                trace_ui.replace("{trace_id}", trace_id)
-                if "{trace_id}" in trace_ui
-                else f"{trace_ui.rstrip('/')}/{trace_id}"
-            )
-        return {**order_summary(order), "traceId": trace_id, "traceUrl": url}
-
-    return row
+    who = _customers(items) if admin else {}
+    rows = [summary_view(o, admin=admin, customer=who.get(o.user_id)) for o in items]
+    if admin:
+        rows = [{**row, **_trace_links(o, trace_ui)} for row, o in zip(rows, items, strict=True)]
+    return paginated("orders", rows, page=page, limit=limit, total=total)
 
 
 def _load_visible(order_id: str, user: User) -> Order:
@@ -128,6 +141,10 @@ def _load_visible(order_id: str, user: User) -> Order:
 
 
 Page = Annotated[int, Query(ge=1, le=100_000)]
+# The schema lists the sorts (an enum); _filters maps them to fields.
+SortParam = Literal[
+    "createdAt", "-createdAt", "updatedAt", "-updatedAt", "totalCents", "-totalCents"
+]
 Limit = Annotated[int, Query(ge=1, le=100)]
 
 
@@ -136,9 +153,13 @@ def admin_filters(
     needs_attention: Annotated[bool | None, Query(alias="needsAttention")] = None,
     q: Annotated[str | None, Query(max_length=200)] = None,
     user_id: Annotated[str | None, Query(alias="userId", max_length=64)] = None,
-    date_from: Annotated[str | None, Query(alias="from")] = None,
-    date_to: Annotated[str | None, Query(alias="to")] = None,
-    sort: str = "-createdAt",
+    date_from: Annotated[
+        str | None, Query(alias="from", json_schema_extra={"format": "date-time"})
+    ] = None,
+    date_to: Annotated[
+        str | None, Query(alias="to", json_schema_extra={"format": "date-time"})
+    ] = None,
+    sort: SortParam = "-createdAt",
 ) -> tuple[dict[str, Any], str]:
     """The admin list's filters (also the export's): the Mongo query and the sort."""
     query, order_by = _filters(status, date_from, date_to, sort)
@@ -164,26 +185,34 @@ def list_orders(
 ):
     query, order_by = filters
     trace_ui = request.app.state.settings.tracing_ui_url
-    return conditional(request, _page(query, order_by, page, limit, _admin_row(trace_ui)))
+    return conditional(request, _page(query, order_by, page, limit, admin=True, trace_ui=trace_ui))
 
 
-@router.get("/my-orders", summary="The caller's orders (admins may pass userId)")
+@router.get(
+    "/my-orders",
+    summary="The caller's orders (admins may pass userId)",
+    responses=error_responses(403),  # a customer passing userId
+)
 def my_orders(
     request: Request,
     user: CurrentUser,
     page: Page = 1,
     limit: Limit = 10,
     status: str | None = None,
-    date_from: Annotated[str | None, Query(alias="from")] = None,
-    date_to: Annotated[str | None, Query(alias="to")] = None,
-    sort: str = "-createdAt",
+    date_from: Annotated[
+        str | None, Query(alias="from", json_schema_extra={"format": "date-time"})
+    ] = None,
+    date_to: Annotated[
+        str | None, Query(alias="to", json_schema_extra={"format": "date-time"})
+    ] = None,
+    sort: SortParam = "-createdAt",
     user_id: Annotated[str | None, Query(alias="userId", max_length=64)] = None,
 ):
     query, order_by = _filters(status, date_from, date_to, sort)
     if user_id and not user.is_admin:
         raise ApiError(403, "FORBIDDEN", "only admins may list another user's orders")
     query["user_id"] = user_id if user_id else str(user.id)
-    return conditional(request, _page(query, order_by, page, limit))
+    return conditional(request, _page(query, order_by, page, limit, admin=user.is_admin))
 
 
 EXPORT_COLUMNS = (
@@ -295,7 +324,8 @@ def order_stats(user: CurrentUser):
         paid += row.get("paid") or 0
         refunded += row.get("refunded") or 0
         paid_count += row.get("paidCount") or 0
-    midnight = now_utc().replace(hour=0, minute=0, second=0, microsecond=0)
+    as_of = now_utc()  # before the reads: events that happened after it are not counted
+    midnight = as_of.replace(hour=0, minute=0, second=0, microsecond=0)
     today = coll.count_documents({**match, "created_at": {"$gte": midnight}})
     disputes = {"total": 0, "open": 0, "won": 0, "lost": 0}
     for row in coll.aggregate(
@@ -316,6 +346,11 @@ def order_stats(user: CurrentUser):
                 "byStatus": by_status,
                 "totalRevenueCents": paid - refunded,
                 "averageOrderCents": round(paid / paid_count) if paid_count else 0,
+                # The parts, so a client can apply live events to the figures above.
+                "paidCents": paid,
+                "refundedCents": refunded,
+                "paidCount": paid_count,
+                "asOf": iso_utc(as_of),
                 "ordersToday": today,
                 "disputes": disputes,
                 "currency": get_settings().currency,
@@ -324,13 +359,13 @@ def order_stats(user: CurrentUser):
     )
 
 
-def _replay(existing: Order, fingerprint: str, keyring) -> Any:
+def _replay(existing: Order, fingerprint: str, keyring, user: User) -> Any:
     if existing.request_hash != fingerprint:
         raise ApiError(
             409, "IDEMPOTENCY_KEY_REUSED", "this Idempotency-Key was used with a different body"
         )
     return success(
-        {"order": order_public(existing, keyring)},
+        {"order": order_view(existing, keyring, admin=user.is_admin)},
         message="order already accepted for this Idempotency-Key",
         headers={"Location": f"/api/orders/{existing.id}"},
     )
@@ -345,7 +380,8 @@ def _price(body: OrderCreate) -> tuple[list[dict[str, Any]], Any]:
         if item.sku not in products
     ]
     if errors:
-        raise ApiError(400, "VALIDATION_ERROR", "invalid request: unknown sku", errors)
+        # Well-formed but naming no product: the thing referred to is not there (404).
+        raise ApiError(404, "PRODUCT_NOT_FOUND", "unknown sku", errors)
     settings = get_settings()
     lines = [
         PricedLine(
@@ -379,11 +415,32 @@ def _price(body: OrderCreate) -> tuple[list[dict[str, Any]], Any]:
     return items, totals
 
 
+# The order a POST answers, for the links below (Schemathesis's stateful phase follows them).
+_ORDER_ID = {"order_id": "$response.body#/data/order/id"}
+_ACCEPTED = {
+    202: {
+        "description": "Accepted: the order, priced, with the chain enqueued",
+        "headers": {"Location": {"description": "/api/orders/{id}", "schema": {"type": "string"}}},
+        "links": {
+            name: {"operationId": op, "parameters": _ORDER_ID}
+            for name, op in (
+                ("GetOrder", "getOrder"),
+                ("GetTimeline", "getOrderTimeline"),
+                ("GetTracking", "getOrderTracking"),
+                ("UpdateOrder", "updateOrder"),
+                ("CancelOrder", "cancelOrder"),
+            )
+        },
+    }
+}
+
+
 @router.post(
     "",
     status_code=202,
     summary="Place an order: priced here, answered 202, the chain already enqueued",
     dependencies=[Depends(rate_limit("rate_limit_orders", user_key)), Depends(placement_lock)],
+    responses={**_ACCEPTED, **error_responses(404)},
 )
 def create_order(
     body: OrderCreate, user: CurrentUser, keyring: DataKeys, idempotency_key: IdempotencyKey = None
@@ -392,7 +449,7 @@ def create_order(
     if idempotency_key:
         existing = Order.objects(user_id=str(user.id), idempotency_key=idempotency_key).first()
         if existing is not None:
-            return _replay(existing, fingerprint, keyring)
+            return _replay(existing, fingerprint, keyring, user)
     items, totals = _price(body)
     enforce_unpaid_limits(str(user.id), items)  # stock hoarding (api/order_limits.py)
     correlation_id = correlation_id_var.get() or new_correlation_id()
@@ -438,7 +495,7 @@ def create_order(
     except NotUniqueError:
         existing = Order.objects(user_id=str(user.id), idempotency_key=idempotency_key).first()
         if idempotency_key and existing is not None:
-            return _replay(existing, fingerprint, keyring)
+            return _replay(existing, fingerprint, keyring, user)
         raise
     order_id = str(order.id)
     # The order's id on this request's span and on the spans of the chain it queues.
@@ -457,22 +514,22 @@ def create_order(
             headers={"Retry-After": "5"},
         ) from exc
     return success(
-        {"order": order_public(order, keyring)},
+        {"order": order_view(order, keyring, admin=user.is_admin)},
         message="order accepted",
         status_code=202,
         headers={"Location": f"/api/orders/{order_id}"},
     )
 
 
-def _order_body(order: Order, keyring) -> JSONResponse:
+def _order_body(order: Order, keyring, *, admin: bool) -> JSONResponse:
     """GET /api/orders/{id}'s response: its ETag is what If-Match is compared with."""
-    return success({"order": order_public(order, keyring)})
+    return success({"order": order_view(order, keyring, admin=admin)})
 
 
-def _check_if_match(if_match: str | None, order: Order, keyring) -> None:
+def _check_if_match(if_match: str | None, order: Order, keyring, *, admin: bool) -> None:
     if if_match is None:
         return
-    current = entity_tag(_order_body(order, keyring), order.version)
+    current = entity_tag(_order_body(order, keyring, admin=admin), order.version)
     if not tag_matches(if_match, current):
         raise ApiError(
             412,
@@ -482,18 +539,27 @@ def _check_if_match(if_match: str | None, order: Order, keyring) -> None:
         )
 
 
-@router.get("/{order_id}", summary="One order (owner or admin); ETag / If-None-Match → 304")
+@router.get(
+    "/{order_id}",
+    summary="One order (owner or admin); ETag / If-None-Match → 304",
+    operation_id="getOrder",
+)
 def get_order(order_id: str, request: Request, user: CurrentUser, keyring: DataKeys):
     order = _load_visible(order_id, user)
-    return conditional(request, _order_body(order, keyring), order.version)
+    return conditional(request, _order_body(order, keyring, admin=user.is_admin), order.version)
 
 
-@router.patch("/{order_id}", summary="Change address/notes before shipping; admins move status")
+@router.patch(
+    "/{order_id}",
+    summary="Change address/notes before shipping; admins move status",
+    operation_id="updateOrder",
+    responses=error_responses(403),  # a customer sending status
+)
 def update_order(
     order_id: str, body: OrderUpdate, user: CurrentUser, keyring: DataKeys, if_match: IfMatch = None
 ):
     order = _load_visible(order_id, user)
-    _check_if_match(if_match, order, keyring)
+    _check_if_match(if_match, order, keyring, admin=user.is_admin)
     actor = "admin" if user.is_admin else "customer"
     if body.status is not None:
         if not user.is_admin:
@@ -521,7 +587,7 @@ def update_order(
     if moved is None:
         raise ApiError(409, "CONFLICT", "the order changed meanwhile; reload and retry")
     dispatch.enqueue_outbox("orders", order_id)
-    return success({"order": order_public(moved, keyring)})
+    return success({"order": order_view(moved, keyring, admin=user.is_admin)})
 
 
 def _admin_move(order: Order, body: OrderUpdate, keyring) -> Any:
@@ -550,10 +616,15 @@ def _admin_move(order: Order, body: OrderUpdate, keyring) -> Any:
         if moved is None:
             raise ApiError(409, "CONFLICT", "the order changed meanwhile; reload and retry")
     dispatch.enqueue_outbox("orders", str(order.id))
-    return success({"order": order_public(moved, keyring)})
+    return success({"order": order_view(moved, keyring, admin=True)})
 
 
-@router.delete("/{order_id}", status_code=202, summary="Cancel with a reason (before shipping)")
+@router.delete(
+    "/{order_id}",
+    status_code=202,
+    summary="Cancel with a reason (before shipping)",
+    operation_id="cancelOrder",
+)
 def cancel_order(
     order_id: str,
     user: CurrentUser,
@@ -563,7 +634,7 @@ def cancel_order(
     if_match: IfMatch = None,
 ):
     order = _load_visible(order_id, user)
-    _check_if_match(if_match, order, keyring)
+    _check_if_match(if_match, order, keyring, admin=user.is_admin)
     why = (body.reason if body else None) or (reason or "").strip()
     if not why:
         raise ApiError(
@@ -580,11 +651,17 @@ def cancel_order(
             409, "INVALID_TRANSITION", f"order is {current.status}: it cannot be cancelled"
         )
     return success(
-        {"order": order_public(moved, keyring)}, message="order cancelled", status_code=202
+        {"order": order_view(moved, keyring, admin=user.is_admin)},
+        message="order cancelled",
+        status_code=202,
     )
 
 
-@router.get("/{order_id}/tracking", summary="Carrier, tracking number and status timeline")
+@router.get(
+    "/{order_id}/tracking",
+    summary="Carrier, tracking number and status timeline",
+    operation_id="getOrderTracking",
+)
 def tracking(order_id: str, user: CurrentUser):
     order = _load_visible(order_id, user)
     return success(
@@ -595,17 +672,26 @@ def tracking(order_id: str, user: CurrentUser):
                 "carrier": order.carrier,
                 "trackingNumber": order.tracking_number,
                 "estimatedDelivery": iso_utc(order.estimated_delivery),
-                "timeline": history_public(order),
+                "timeline": history_view(order, admin=user.is_admin),
             }
         }
     )
 
 
-@router.get("/{order_id}/timeline", summary="Every event of this order, oldest first")
+@router.get(
+    "/{order_id}/timeline",
+    summary="Every event of this order, oldest first",
+    operation_id="getOrderTimeline",
+)
 def timeline(order_id: str, user: CurrentUser):
     order = _load_visible(order_id, user)
+    admin = user.is_admin
     return success(
-        {"orderId": order_id, "timeline": timeline_for(order_id), "history": history_public(order)}
+        {
+            "orderId": order_id,
+            "timeline": events_view(timeline_for(order_id), admin=admin),
+            "history": history_view(order, admin=admin),
+        }
     )
 
 

@@ -11,9 +11,11 @@ from fastapi import APIRouter, Query, Request
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
+from api.customer_views import payment_row
 from api.deps import CurrentUser, IdempotencyKey, ensure_owner_or_admin
 from api.envelope import ApiError, not_found, paginated, success
-from api.order_schemas import PAYMENT_METHOD_PATTERN, iso_utc
+from api.order_schemas import PAYMENT_METHOD_PATTERN
+from api.responses import error_responses
 from api.schemas import ApiModel
 from core.settings import get_settings
 from gateways.stripe_gateway import (
@@ -117,7 +119,9 @@ def _claim_for(owner: User, pm_id: str) -> tuple[str, Any]:
 
 @router.get("/config", summary="Publishable key and Stripe.js URL for the browser")
 def config():
-    return success(get_gateway().publishable_config())
+    # testMode: the dashboard shows Stripe's test cards (development and test only).
+    test_mode = not get_settings().is_production
+    return success({**get_gateway().publishable_config(), "testMode": test_mode})
 
 
 @router.post("/create-intent", summary="The order's PaymentIntent (same order → same intent)")
@@ -307,25 +311,32 @@ def history(
         owner_id = str(owner.id)
     cursor = Order.objects(user_id=owner_id, payment_intent_id__ne=None)
     total = cursor.count()
-    rows = [
-        {
-            "orderId": str(o.id),
-            "orderNumber": o.order_number,
-            "paymentIntentId": o.payment_intent_id,
-            "status": o.status,
-            "amountCents": o.total_cents,
-            "paidCents": o.paid_cents or 0,
-            "refundedCents": o.refunded_cents or 0,
-            "currency": o.currency,
-            "refunds": o.refunds,
-            "createdAt": iso_utc(o.created_at),
-        }
-        for o in cursor.order_by("-created_at").skip((page - 1) * limit).limit(limit)
-    ]
+    page_of = cursor.order_by("-created_at").skip((page - 1) * limit).limit(limit)
+    rows = [payment_row(o, admin=user.is_admin) for o in page_of]
     return paginated("payments", rows, page=page, limit=limit, total=total)
 
 
-@router.post("/webhook", summary="Stripe webhook: verified, deduplicated, acted on later")
+@router.post(
+    "/webhook",
+    summary="Stripe webhook: verified, deduplicated, acted on later",
+    # The raw body is read by hand (the signature covers its bytes): documented here.
+    responses=error_responses(400),
+    openapi_extra={
+        "parameters": [
+            {
+                "name": "Stripe-Signature",
+                "in": "header",
+                "required": True,
+                "schema": {"type": "string"},
+                "description": "t=<unix time>,v1=<HMAC-SHA256 of t.body>; 400 if bad or stale",
+            }
+        ],
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        },
+    },
+)
 async def webhook(request: Request):
     payload = await request.body()
     signature = request.headers.get("stripe-signature")

@@ -20,6 +20,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
+from api.customer_views import event_view
 from api.deps import authenticate_token
 from api.envelope import ApiError
 from core.bus import GAP, EventHub, Subscription
@@ -113,7 +114,12 @@ class LiveSession:
         seq = event.get("seq")
         if isinstance(seq, int):
             self.position = max(self.position, seq)
-        public = {k: v for k, v in event.items() if k != "seq"}
+        # Customers get their events without internals (customer_views); admins all of it.
+        public = event_view(
+            {k: v for k, v in event.items() if k != "seq"}, admin=self.user.is_admin
+        )
+        if public is None:
+            return
         await self.ws.send_json({"type": "event", "event": public})
         self.seen[event_id] = None
         if len(self.seen) > SEEN_MAX:

@@ -7,8 +7,9 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from pydantic import AfterValidator, EmailStr, Field, StringConstraints
+from pydantic import BeforeValidator, EmailStr, Field, StringConstraints
 
+from api.auth_pool import run_auth
 from api.deps import AppSettings, CurrentClaims, CurrentUser, DataKeys, Revocations
 from api.envelope import ApiError, success
 from api.ratelimit import LoginLockout, ip_key, login_key, rate_limit
@@ -28,17 +29,30 @@ log = get_logger(__name__)
 INVALID_CREDENTIALS = "invalid email or password"
 
 
-def _printable(value: str) -> str:
-    if not value.isprintable():
-        raise ValueError("must be printable text")
+# A name is words (letters, digits, ' . , -) separated by single spaces; the pattern is the
+# whole rule, so the schema says exactly what is accepted (surrounding blanks are stripped,
+# a blank name is refused by both).
+NAME_PATTERN = r"^\s*[\w'’.,\-]+(?: [\w'’.,\-]+)*\s*$"
+NAME_MAX = 100
+
+
+def _not_too_long(value: object) -> object:
+    # Before stripping: the schema's maxLength counts what the client sent.
+    if isinstance(value, str) and len(value) > NAME_MAX:
+        raise ValueError(f"at most {NAME_MAX} characters")
     return value
 
 
 Name = Annotated[
     str,
-    StringConstraints(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$"),
-    AfterValidator(_printable),
+    StringConstraints(min_length=1, max_length=NAME_MAX, pattern=NAME_PATTERN),
+    BeforeValidator(_not_too_long),
 ]
+# What email-validator refuses besides the address's syntax (its special-use names, and a
+# domain without a dot), said in the schema so generated "valid" addresses are valid here.
+_SPECIAL_USE = "(?i:arpa|invalid|local|localhost|onion|test)"
+EMAIL_PATTERN = rf"^[^@\s]+@(?!(?:[^@\s]*\.)?{_SPECIAL_USE}$)[^@\s]+\.[^@\s]+$"
+Email = Annotated[EmailStr, Field(max_length=320, json_schema_extra={"pattern": EMAIL_PATTERN})]
 # Passwords are taken byte for byte: no whitespace stripping.
 Password = Annotated[str, StringConstraints(strip_whitespace=False, min_length=8, max_length=128)]
 AnyPassword = Annotated[
@@ -48,7 +62,7 @@ Phone = Annotated[str, StringConstraints(pattern=r"^\+?[1-9][0-9]{6,14}$")]
 
 
 class UserRegister(ApiModel):
-    email: EmailStr
+    email: Email
     password: Password
     first_name: Name
     last_name: Name
@@ -56,7 +70,8 @@ class UserRegister(ApiModel):
 
 
 class UserLogin(ApiModel):
-    email: EmailStr
+    # Any address-shaped text: one that could never be registered simply does not log in.
+    email: Annotated[str, StringConstraints(max_length=320, pattern=r"^[^@]+@[^@]+$")]
     password: AnyPassword
 
 
@@ -135,7 +150,12 @@ def _publish(user: User) -> None:
     dependencies=[Depends(rate_limit("rate_limit_register", ip_key))],
     summary="Create a customer account; answers with a token",
 )
-def register(body: UserRegister, settings: AppSettings, keyring: DataKeys) -> JSONResponse:
+async def register(body: UserRegister, settings: AppSettings, keyring: DataKeys) -> JSONResponse:
+    # The argon2 hash runs in the bounded auth pool, never on the shared threadpool.
+    return await run_auth(_register, body, settings, keyring)
+
+
+def _register(body: UserRegister, settings: AppSettings, keyring: DataKeys) -> JSONResponse:
     try:
         user = User.register(
             email=str(body.email),
@@ -169,7 +189,14 @@ def register(body: UserRegister, settings: AppSettings, keyring: DataKeys) -> JS
     ],
     summary="Exchange email and password for a token",
 )
-def login(
+async def login(
+    body: UserLogin, request: Request, settings: AppSettings, keyring: DataKeys
+) -> JSONResponse:
+    # The argon2 verify runs in the bounded auth pool, never on the shared threadpool.
+    return await run_auth(_login, body, request, settings, keyring)
+
+
+def _login(
     body: UserLogin, request: Request, settings: AppSettings, keyring: DataKeys
 ) -> JSONResponse:
     lockout: LoginLockout = request.app.state.login_lockout

@@ -96,6 +96,7 @@ ROUTE_ACCESS: dict[tuple[str, str], tuple[Expect, Expect, Expect]] = {
     ("GET", "/api/events/dead-letters"): (401, 403, 200),
     ("POST", "/api/events/dead-letters/{dead_letter_id}/retry"): (401, 403, 202),
     ("GET", "/api/notifications"): (401, 200, 200),
+    ("POST", "/api/notifications/read-all"): (401, 200, 200),
     # Notifications are personal: even an admin gets 404 for someone else's.
     ("POST", "/api/notifications/{notification_id}/read"): (401, 404, 404),
     ("WS", "/ws"): (4401, 200, 200),

@@ -1,7 +1,8 @@
 """Schemathesis against the ASGI app, authenticated as a customer: no 5xx, bodies match.
 
-Bounded here (part of `make test`); a longer run passes ``--fuzz-examples=N`` once that
-option is registered (a ``pytest_addoption`` in tests/conftest.py for ``make fuzz``).
+Bounded here (part of `make test`; ``--fuzz-examples=N`` runs longer). `make fuzz` is the
+full run: the Schemathesis CLI with every check and the stateful phase, anonymous and as a
+customer, against a private stack (bench/fuzz.py).
 Every documented operation is fuzzed, so routes added later are covered automatically.
 """
 

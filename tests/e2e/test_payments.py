@@ -19,6 +19,7 @@ from tests.factories import (
     admin_login,
     auth,
     create_product,
+    intent_id_of,
     intents_for,
     place_order,
     register,
@@ -101,13 +102,13 @@ def test_webhook_signature_checks_and_duplicates(client, worker) -> None:
     order_id = place_order(client, customer["token"], [("SKU-HOOK", 1)]).json()["data"]["order"][
         "id"
     ]
-    order = wait_status(client, customer["token"], order_id, {"payment_pending"})
+    wait_status(client, customer["token"], order_id, {"payment_pending"})
     event = {
         "id": "evt_test_dup_1",
         "type": "payment_intent.succeeded",
         "data": {
             "object": {
-                "id": order["paymentIntentId"],
+                "id": intent_id_of(order_id),
                 "object": "payment_intent",
                 "metadata": {"order_id": order_id},
             }
@@ -198,7 +199,7 @@ def test_refunds_partial_full_too_much_and_unpaid(client, worker) -> None:
     done = wait_status(client, admin["token"], order_id, {"refunded"})
     assert done["refundedCents"] == total
     charges = stripe_client().v1.charges.list({"limit": 100}).data
-    charge = next(c for c in charges if c.payment_intent == shipped["paymentIntentId"])
+    charge = next(c for c in charges if c.payment_intent == intent_id_of(order_id))
     assert charge.amount_refunded == total
 
 
@@ -256,7 +257,7 @@ def test_webhook_for_a_settled_order_is_acknowledged_without_work(client, worker
         "type": "payment_intent.succeeded",
         "data": {
             "object": {
-                "id": order["paymentIntentId"],
+                "id": intent_id_of(order_id),
                 "object": "payment_intent",
                 "metadata": {"order_id": order_id},
             }

@@ -65,6 +65,18 @@ export function orderRow(order, { actions, showCustomer = false } = {}) {
   return row;
 }
 
+// Admin tables: who placed it, by name and email (never a raw user id).
+function customerCell(order) {
+  const email = order.customer?.email || order.userEmail || "";
+  const name = order.customer?.name || "";
+  return h(
+    "td",
+    { "data-label": "Customer", class: "customer", title: email, testid: "order-customer" },
+    name ? h("span", { class: "customer-name" }, name) : null,
+    email ? h("span", { class: "customer-email muted small ellipsis" }, email) : h("span", { class: "muted" }, "—"),
+  );
+}
+
 function renderRow(row) {
   const order = row.order;
   const actionCell = h("td", { class: "actions", "data-label": "Actions" });
@@ -82,9 +94,7 @@ function renderRow(row) {
   replace(
     row,
     h("td", { "data-label": "Order" }, h("a", { href: `#/orders/${order.id}`, testid: "order-link" }, order.orderNumber || order.id)),
-    row.showCustomer
-      ? h("td", { "data-label": "Customer", class: "ellipsis mono", title: order.userEmail || order.userId || "" }, order.userEmail || order.userId || "—")
-      : null,
+    row.showCustomer ? customerCell(order) : null,
     h("td", { "data-label": "Placed" }, dateTime(order.createdAt)),
     h("td", { "data-label": "Items" }, itemsSummary(order)),
     h("td", { "data-label": "Total", class: "num" }, money(order.totalCents, order.currency)),

@@ -5,6 +5,7 @@
 // token, our server attaches the token to the user's Stripe customer and answers the card's
 // id, and that id is what orders carry as paymentMethodId.
 import { get, post } from "./api.js";
+import { h } from "./dom.js";
 
 let stripePromise = null;
 let configCache = null;
@@ -47,12 +48,87 @@ export function getStripe() {
   return stripePromise;
 }
 
+// Groups a card number as Stripe's card Element shows it: 4-6-5 for American Express
+// (34, 37), 4-6-4 for Diners (36), else groups of four; at most 19 digits.
+export function groupCardNumber(value) {
+  const digits = String(value || "").replace(/\D/g, "").slice(0, 19);
+  const groups = /^3[47]/.test(digits) ? [4, 6, 5] : /^3(6|0[0-5])/.test(digits) ? [4, 6, 4] : [4, 4, 4, 4, 3];
+  const parts = [];
+  let at = 0;
+  for (const size of groups) {
+    if (at >= digits.length) break;
+    parts.push(digits.slice(at, at + size));
+    at += size;
+  }
+  return { digits, text: parts.join(" ") };
+}
+
+// The emulator's element reads the raw input whenever any of its fields changes (spaces
+// would count as characters, and it jumps to the month after 16 of them): its number input
+// answers the digits to every reader, while the customer sees them grouped.
+function formatLikeStripe(input) {
+  const native = Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, "value");
+  const emulators = input.oninput;
+  input.setAttribute("inputmode", "numeric");
+  input.setAttribute("maxlength", "23");
+  input.setAttribute("size", "20");
+  Object.defineProperty(input, "value", {
+    configurable: true,
+    get() {
+      return native.get.call(this).replace(/\D/g, "").slice(0, 19);
+    },
+    set(value) {
+      native.set.call(this, groupCardNumber(value).text);
+    },
+  });
+  input.oninput = (event) => {
+    const shown = native.get.call(input);
+    const caret = input.selectionStart ?? shown.length;
+    const before = shown.slice(0, caret).replace(/\D/g, "").length;
+    const { text } = groupCardNumber(shown);
+    if (text !== shown) {
+      native.set.call(input, text);
+      // Keep the caret after the same digit it followed.
+      let pos = 0;
+      for (let seen = 0; pos < text.length && seen < before; pos += 1) if (/\d/.test(text[pos])) seen += 1;
+      input.setSelectionRange(pos, pos);
+    }
+    if (emulators) emulators.call(input, event);
+  };
+}
+
+// Stripe's test cards, shown beside the card form in development and test only (the
+// server's config says testMode; never in production). Same list as the README.
+export const TEST_CARDS = [
+  ["4242 4242 4242 4242", "paid at once"],
+  ["4000 0025 0000 3155", "asks for 3-D Secure"],
+  ["4000 0000 0000 0341", "saves, then declines at payment"],
+  ["4000 0000 0000 0002", "declined when saved"],
+];
+
+function testCardsHint() {
+  return h(
+    "details",
+    { class: "test-cards hint", testid: "test-cards" },
+    h("summary", {}, "Test cards"),
+    h("p", {}, "Development only: any future expiry (e.g. 12 / 34), any CVC and postal code."),
+    h(
+      "table",
+      {},
+      h("tbody", {}, TEST_CARDS.map(([number, what]) => h("tr", {}, h("td", { class: "mono" }, number), h("td", {}, what)))),
+    ),
+  );
+}
+
 // Mounts a card element into `container`; returns {element, destroy}.
 export async function mountCard(container) {
   const stripe = await getStripe();
   const elements = stripe.elements();
   const card = elements.create("card", { hidePostalCode: false });
   card.mount(container);
+  const config = await paymentsConfig();
+  const hint = config?.testMode && !container.parentElement?.querySelector("[data-testid=test-cards]") ? testCardsHint() : null;
+  if (hint) container.after(hint);
   // The fake element renders bare inputs; give them accessible names (real Stripe's
   // iframe labels itself).
   for (const input of container.querySelectorAll("input")) {
@@ -60,6 +136,7 @@ export async function mountCard(container) {
     if (!input.hasAttribute("aria-label")) input.setAttribute("aria-label", `Card ${name.replace("_", " ")}`);
     input.dataset.testid = `card-${name.replace("_", "-")}`;
     input.autocomplete = "off";
+    if (name === "number") formatLikeStripe(input);
   }
   return {
     element: card,
@@ -69,6 +146,7 @@ export async function mountCard(container) {
       } catch {
         /* already gone */
       }
+      hint?.remove();
     },
   };
 }

@@ -3,11 +3,24 @@
 // fast chain does not bury the page under five toasts.
 import { h } from "./dom.js";
 
-const MAX_TOASTS = 4;
+export const MAX_TOASTS = 3;
+
+// Room at the bottom of the page as tall as the toasts, so they never sit over the last
+// content: whatever they cover can be scrolled up into view.
+let watched = null;
+function keepRoom(region) {
+  if (watched === region || typeof ResizeObserver !== "function") return;
+  watched = region;
+  new ResizeObserver(() => {
+    const height = region.children.length ? region.getBoundingClientRect().height + 16 : 0;
+    document.body.style.setProperty("--toast-room", `${Math.ceil(height)}px`);
+  }).observe(region);
+}
 
 export function toast(message, { kind = "info", timeout = 6000, testid = "toast", key = null } = {}) {
   const region = document.querySelector("[data-testid=toasts]");
   if (!region) return;
+  keepRoom(region);
   const close = h("button", { type: "button", class: "toast-close", "aria-label": "Dismiss" }, "×");
   const item = h(
     "div",

@@ -7,7 +7,7 @@ import { h, replace, spinner } from "../dom.js";
 import { STATUSES, dateTime, statusLabel } from "../format.js";
 import { applyEventToRow, orderRow, ordersTable } from "../orders.js";
 import { toast } from "../toast.js";
-import { statsCards } from "./dashboard.js";
+import { applyEventToStats, statsCards } from "./dashboard.js";
 
 const FLOWER_PORT = 5555;
 
@@ -118,10 +118,14 @@ export function adminView(root) {
     return h("a", { href: order.traceUrl, target: "_blank", rel: "noopener", class: "small", testid: "trace-link", title: `trace ${order.traceId}` }, "Trace ↗");
   }
 
+  let stats = null;
+  let applied = new Set();
   async function loadStats() {
     try {
       const body = await get("/api/orders/stats");
-      replace(statsBox, statsCards(body.data.stats || body.data, { admin: true }));
+      stats = body.data.stats || body.data;
+      applied = new Set();
+      replace(statsBox, statsCards(stats, { admin: true }));
     } catch (err) {
       replace(statsBox, errorLine(err));
     }
@@ -332,6 +336,7 @@ export function adminView(root) {
     }
     if (event.type === "order.needs_attention" || event.type === "order.resumed") reloadAttention();
     if (event.type === "order.created" && filters.page === 1) reloadAll();
+    if (applyEventToStats(stats, event, applied)) replace(statsBox, statsCards(stats, { admin: true }));
     if (event.data?.to || event.type === "order.created") reloadStats();
   });
 

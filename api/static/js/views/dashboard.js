@@ -2,7 +2,7 @@
 import { get } from "../api.js";
 import { debounce, pollWhileOffline, subscribe } from "../bus.js";
 import { h, replace, spinner } from "../dom.js";
-import { STATUSES, money, statusLabel } from "../format.js";
+import { STATUSES, money, parseDate, statusLabel } from "../format.js";
 import { applyEventToRow, handoff, maybeAutoAuthenticate, orderRow, ordersTable, refreshRow } from "../orders.js";
 import { session } from "../session.js";
 
@@ -31,6 +31,46 @@ export function statsCards(stats, { admin = false } = {}) {
       ),
     ),
   );
+}
+
+// Applies one live event to the stats the server sent, the same events the rows apply, so
+// the figures never lag the rows; a reload after the events stop replaces them with the
+// server's. Each status move is counted once (its events share aggregateVersion).
+export function applyEventToStats(stats, event, applied) {
+  if (!stats || (event.aggregateType && event.aggregateType !== "order")) return false;
+  // The server counted everything that happened before asOf; only later events apply.
+  const asOf = parseDate(stats.asOf);
+  const at = parseDate(event.occurredAt);
+  if (asOf && at && at <= asOf) return false;
+  const data = event.data || {};
+  const counts = (stats.byStatus ||= {});
+  const once = (key) => (applied.has(key) ? false : (applied.add(key), true));
+  let changed = false;
+  if (event.type === "order.created" && once(`${event.aggregateId}:created`)) {
+    stats.total = Number(stats.total || 0) + 1;
+    counts.pending = Number(counts.pending || 0) + 1;
+    const today = new Date().toISOString().slice(0, 10);
+    if (String(event.occurredAt || "").slice(0, 10) === today) stats.ordersToday = Number(stats.ordersToday || 0) + 1;
+    changed = true;
+  } else if (data.from && data.to && data.from !== data.to && once(`${event.aggregateId}:${event.aggregateVersion}`)) {
+    counts[data.from] = Math.max(0, Number(counts[data.from] || 0) - 1);
+    counts[data.to] = Number(counts[data.to] || 0) + 1;
+    changed = true;
+  }
+  if (event.type === "order.payment.processed" && Number.isFinite(Number(data.amountCents)) && once(`paid:${event.aggregateId}`)) {
+    stats.paidCents = Number(stats.paidCents || 0) + Number(data.amountCents);
+    stats.paidCount = Number(stats.paidCount || 0) + 1;
+    changed = true;
+  }
+  if (event.type === "order.payment.refunded" && Number.isFinite(Number(data.amountCents)) && once(`refund:${event.eventId}`)) {
+    stats.refundedCents = Number(stats.refundedCents || 0) + Number(data.amountCents);
+    changed = true;
+  }
+  if (changed && Number.isFinite(Number(stats.paidCents))) {
+    stats.totalRevenueCents = Number(stats.paidCents) - Number(stats.refundedCents || 0);
+    stats.averageOrderCents = stats.paidCount ? Math.round(Number(stats.paidCents) / Number(stats.paidCount)) : 0;
+  }
+  return changed;
 }
 
 export function dashboardView(root) {
@@ -62,10 +102,14 @@ export function dashboardView(root) {
     ),
   );
 
+  let stats = null;
+  let applied = new Set();
   async function loadStats() {
     try {
       const body = await get("/api/orders/stats");
-      replace(statsBox, statsCards(body.data.stats || body.data));
+      stats = body.data.stats || body.data;
+      applied = new Set();
+      replace(statsBox, statsCards(stats));
     } catch (err) {
       replace(statsBox, h("p", { class: "form-error", role: "alert" }, `Statistics unavailable: ${err.message}`));
     }
@@ -163,6 +207,7 @@ export function dashboardView(root) {
     } else if (event.type === "order.created" || event.data?.to) {
       if (state.page === 1) reloadOrders();
     }
+    if (applyEventToStats(stats, event, applied)) replace(statsBox, statsCards(stats));
     if (event.data?.to || event.type === "order.created") reloadStats();
   });
 

@@ -1,4 +1,4 @@
-// The user's notifications, newest first; mark as read.
+// The user's notifications, newest first: a title, a body, and one "Mark all read".
 import { get, post } from "../api.js";
 import { debounce, subscribe } from "../bus.js";
 import { h, replace, spinner } from "../dom.js";
@@ -10,40 +10,39 @@ function orderOf(n) {
   return id && /^[A-Za-z0-9]+$/.test(id) ? id : null;
 }
 
+function entry(n) {
+  const read = Boolean(n.read);
+  const order = orderOf(n);
+  return h(
+    "li",
+    { class: read ? "read" : "unread", testid: `notification-${n.id}`, dataset: { read: String(read) } },
+    h("p", { class: "notification-title" }, h("strong", { testid: "notification-title" }, n.title || "Update")),
+    n.body ? h("p", { class: "notification-body", testid: "notification-body" }, n.body) : null,
+    h("p", { class: "muted small" }, h("time", { datetime: n.createdAt || "" }, dateTime(n.createdAt)), order ? [" · ", h("a", { href: `#/orders/${order}` }, "View order")] : null),
+  );
+}
+
 export function notificationsView(root) {
   const list = h("ul", { class: "plain notifications", testid: "notifications" }, h("li", {}, spinner()));
-  root.append(h("div", { class: "page-head" }, h("h1", {}, "Notifications")), h("section", { class: "card" }, list));
+  const markAll = h("button", { type: "button", class: "small", testid: "mark-all-read", hidden: true }, "Mark all read");
+  markAll.addEventListener("click", async () => {
+    markAll.disabled = true;
+    try {
+      await post("/api/notifications/read-all");
+      await load();
+      refreshUnread();
+    } finally {
+      markAll.disabled = false;
+    }
+  });
+  root.append(h("div", { class: "page-head" }, h("h1", {}, "Notifications"), markAll), h("section", { class: "card" }, list));
 
   async function load() {
     try {
       const body = await get("/api/notifications", { limit: 50 });
       const items = body.data.notifications || [];
-      replace(
-        list,
-        items.length
-          ? items.map((n) => {
-              const read = Boolean(n.read);
-              const mark = read ? null : h("button", { type: "button", class: "small", testid: "mark-read" }, "Mark read");
-              mark?.addEventListener("click", async () => {
-                mark.disabled = true;
-                try {
-                  await post(`/api/notifications/${n.id}/read`);
-                  load();
-                  refreshUnread();
-                } catch {
-                  mark.disabled = false;
-                }
-              });
-              return h(
-                "li",
-                { class: read ? "read" : "unread", testid: `notification-${n.id}` },
-                h("div", {}, h("strong", {}, n.title || n.type || "Update"), " ", h("span", {}, n.message || n.body || "")),
-                h("div", { class: "muted small" }, dateTime(n.createdAt), orderOf(n) ? [" · ", h("a", { href: `#/orders/${orderOf(n)}` }, "view order")] : null),
-                mark,
-              );
-            })
-          : h("li", { class: "muted", testid: "notifications-empty" }, "Nothing here yet."),
-      );
+      markAll.hidden = !items.some((n) => !n.read);
+      replace(list, items.length ? items.map(entry) : h("li", { class: "muted", testid: "notifications-empty" }, "Nothing here yet."));
     } catch (err) {
       replace(list, h("li", { class: "form-error", role: "alert" }, err.message));
     }

@@ -23,12 +23,16 @@ function progress(status) {
   );
 }
 
+// The customer's view names who acted in these words; admins see the task or beat job.
+const ACTORS = { customer: "you", staff: "our team", system: null };
+
 function timelineEntry(e) {
   // History entries {status, at, reason, actor} or events {type, occurredAt, data}.
   const when = e.at || e.occurredAt;
   const title = e.status ? statusLabel(e.status) : e.type || "event";
   const detail = e.reason || e.data?.reason || e.data?.error || "";
-  const actor = e.actor || e.data?.actor;
+  const raw = e.actor || e.data?.actor;
+  const actor = !session.isAdmin && raw in ACTORS ? ACTORS[raw] : raw;
   return h(
     "li",
     { testid: "timeline-entry", dataset: { status: e.status || e.data?.to || "" } },
@@ -67,7 +71,12 @@ export function orderDetailView(root, { id }) {
     replace(
       summary,
       h("div", { class: "summary-head" }, h("span", { testid: "detail-status" }, statusBadge(order.status)), order.needsAttention ? h("span", { class: "flag" }, `needs attention: ${order.attentionReason || ""}`) : null),
-      order.statusReason ? h("p", { class: "muted", testid: "status-reason" }, order.statusReason) : null,
+      order.statusMessage || order.statusReason
+        ? h("p", { class: "muted", testid: "status-reason" }, order.statusMessage || order.statusReason)
+        : null,
+      session.isAdmin && order.statusReason && order.statusReason !== order.statusMessage
+        ? h("p", { class: "muted small mono", testid: "status-reason-raw" }, order.statusReason)
+        : null,
       progress(order.status),
       h(
         "table",
@@ -104,8 +113,8 @@ export function orderDetailView(root, { id }) {
           h("dt", {}, "Dispute"),
           h("dd", { testid: "dispute" }, `${d.status} · ${money(d.amountCents, d.currency || order.currency)} · ${d.reason || ""}${d.dueBy ? ` · respond by ${dateTime(d.dueBy)}` : ""}`),
         ]),
-        h("dt", {}, "Correlation id"),
-        h("dd", { class: "mono" }, order.correlationId || "—"),
+        // Admins only: the API leaves these out of a customer's order.
+        order.correlationId ? [h("dt", {}, "Correlation id"), h("dd", { class: "mono" }, order.correlationId)] : null,
       ),
     );
     renderActions();

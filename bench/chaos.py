@@ -41,6 +41,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--stuck-seconds", type=int, default=30, help="STUCK_ORDER_SECONDS for beat's resume"
     )
+    p.add_argument(
+        "--broker", default=None, help="e.g. amqp://guest:guest@127.0.0.1:5672// (private vhost)"
+    )
+    p.add_argument(
+        "--layout",
+        choices=("single", "split"),
+        default="single",
+        help="single: one worker on every queue; split: make up's worker per queue group",
+    )
     p.add_argument("--out", type=Path, default=ROOT / "bench/results/chaos.json")
     p.add_argument("--budget", type=float, default=585, help="seconds for the whole run")
     p.add_argument("--one", help=argparse.SUPPRESS)  # run one scenario in this process
@@ -52,7 +61,13 @@ def run_one(args: argparse.Namespace) -> int:
     from bench.chaos_scenarios import run_scenario
 
     outcome = run_scenario(
-        args.one, orders=args.orders, kills=args.kills, rate=args.rate, stuck=args.stuck_seconds
+        args.one,
+        orders=args.orders,
+        kills=args.kills,
+        rate=args.rate,
+        stuck=args.stuck_seconds,
+        broker=args.broker,
+        layout=args.layout,
     )
     args.result.write_text(json.dumps(outcome, indent=2, default=str))
     return 0
@@ -91,7 +106,11 @@ def main(argv: list[str] | None = None) -> int:
             str(args.kills),
             "--stuck-seconds",
             str(args.stuck_seconds),
+            "--layout",
+            args.layout,
         ]
+        if args.broker:
+            cmd += ["--broker", args.broker]
         if args.orders:
             cmd += ["--orders", str(args.orders)]
         if args.rate:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from celery import Celery
-from celery.signals import worker_process_init
 from kombu import Exchange, Queue
 
 import monitoring.celery_signals  # noqa: F401 - registers logging/context signals
+import tasks.pools  # noqa: F401 - connects per-process clients for any pool
 from core.settings import get_settings
 
 QUEUES = ("orders", "payments", "events", "maintenance")
@@ -90,15 +90,3 @@ celery_app.conf.beat_schedule = {
         "schedule": get_settings().beat_outbox_interval,
     },
 }
-
-
-@worker_process_init.connect
-def _connect_after_fork(**_: object) -> None:
-    # pymongo clients must not cross a fork: connect in each child.
-    from core.db import connect_mongo
-    from core.redis_client import reset_redis
-    from monitoring.logging import configure_logging
-
-    configure_logging(force=True)
-    reset_redis()
-    connect_mongo()

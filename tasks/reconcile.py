@@ -24,7 +24,7 @@ from models.order import Order, now_utc
 from models.product import Product
 from monitoring.metrics import RECONCILIATION_ACTIONS
 from tasks.app import celery_app
-from tasks.dispatch import enqueue_chain, resume
+from tasks.dispatch import enqueue_chain, queue_depths, resume
 from tasks.events import flush_outbox
 from tasks.order_steps import deliver_due_orders
 from tasks.outcomes import end_order
@@ -69,11 +69,8 @@ def run_job(name: str, fn: Callable[[], dict[str, int]]) -> dict[str, Any]:
 
 # -- stuck orders ---------------------------------------------------------------------------
 def _backlog() -> int:
-    """Messages waiting in the order and payment queues (Redis broker only; else 0)."""
-    if not get_settings().effective_broker_url.startswith(("redis://", "rediss://")):
-        return 0
-    client = get_redis()
-    return int(client.llen("orders")) + int(client.llen("payments"))
+    """Messages waiting in the order and payment queues, on any broker."""
+    return sum(queue_depths(("orders", "payments")).values())
 
 
 def reconcile_stuck_orders() -> dict[str, int]:

@@ -20,7 +20,7 @@ import redis
 import redis.asyncio as aioredis
 import structlog
 
-from core.redis_client import get_redis
+from core.redis_client import get_redis, make_redis
 from core.settings import get_settings
 
 EVENTS_CHANNEL = "oms:events"  # the default; settings.events_channel decides
@@ -156,8 +156,8 @@ class EventHub:
         backoff = 0.1
         assert self._connected is not None
         while not self._stopping:
-            client = aioredis.Redis.from_url(
-                self.redis_url, socket_connect_timeout=1.0, decode_responses=True
+            client = make_redis(
+                self.redis_url, asyncio=True, socket_timeout=None, health_check_interval=0
             )
             pubsub = client.pubsub(ignore_subscribe_messages=True)
             try:

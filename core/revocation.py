@@ -26,6 +26,7 @@ from pymongo import ReturnDocument
 from pymongo.database import Database
 
 from core.db import get_db
+from core.redis_client import make_redis
 from core.settings import Settings
 
 REVOKED_COLLECTION = "revoked_tokens"
@@ -70,13 +71,7 @@ class RevocationStore:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RevocationStore:
-        client = redis.Redis.from_url(
-            settings.redis_url,
-            socket_timeout=2.0,
-            socket_connect_timeout=1.0,
-            health_check_interval=15,
-            decode_responses=True,
-        )
+        client = make_redis(settings.redis_url)
         return cls(client, settings.jwt_lifetime_seconds)
 
     @staticmethod

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 import redis
 
+from core.redis_client import make_redis
 from core.settings import get_settings
 from devstack import processes
 from devstack.stripe_emulator import register_webhook
@@ -90,7 +91,7 @@ class Supervisor:
 
     def start_redis(self) -> None:
         try:
-            redis.Redis.from_url(self.settings.redis_url, socket_connect_timeout=1).ping()
+            make_redis(self.settings.redis_url, socket_connect_timeout=1).ping()
             self.say(f"using Redis at {self.settings.redis_url}")
             return
         except redis.RedisError:

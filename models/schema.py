@@ -18,7 +18,7 @@ from core.revocation import REVOKED_COLLECTION
 def ensure_schema() -> list[str]:
     """Create the collections and indexes that do not exist yet; returns their names."""
     from models.dead_letter import DeadLetter
-    from models.event import EventRecord
+    from models.event import COUNTERS, EventRecord, seed_seq_counter
     from models.notification import Notification
     from models.order import Order
     from models.order_stats import OrderStats
@@ -45,4 +45,6 @@ def ensure_schema() -> list[str]:
     ensure_outbox_indexes(db)
     db[REVOKED_COLLECTION].create_index("expiresAt", expireAfterSeconds=0)
     names.append(REVOKED_COLLECTION)
+    seed_seq_counter(db)  # the event sequence counter (models.event.allocate_seq)
+    names.append(COUNTERS)
     return names

@@ -8,6 +8,7 @@ from kombu import Exchange, Queue
 
 import monitoring.celery_signals  # noqa: F401 - registers logging/context signals
 import tasks.pools  # noqa: F401 - connects per-process clients for any pool
+from core.redis_client import kombu_broker
 from core.settings import get_settings
 
 QUEUES = ("orders", "payments", "events", "maintenance")
@@ -63,9 +64,13 @@ def dead_letter_queues() -> list[Queue]:
 
 def make_celery() -> Celery:
     settings = get_settings()
-    broker = settings.effective_broker_url
+    # redis+sentinel:// becomes kombu's sentinel transport (core.redis_client.kombu_broker).
+    broker, sentinel_options = kombu_broker(settings.effective_broker_url)
     app = Celery("oms", broker=broker)
-    transport_options: dict = {"visibility_timeout": settings.broker_visibility_timeout}
+    transport_options: dict = {
+        "visibility_timeout": settings.broker_visibility_timeout,
+        **sentinel_options,
+    }
     if is_amqp(broker):
         # A publish returns only once RabbitMQ has the message (the API answers 503 if not).
         transport_options = {"confirm_publish": True}

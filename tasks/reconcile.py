@@ -55,10 +55,11 @@ class BeatLock:
     whose token is no longer the highest (its lock expired, or a Redis failover lost it and a
     second beat took the job) fails ``check()`` and stops before its next action."""
 
-    def __init__(self, name: str, ttl_seconds: float) -> None:
+    def __init__(self, name: str, ttl_seconds: float, client: Any = None) -> None:
         self.name = name
         self.key = f"oms:lock:beat:{name}"
-        self.lock = get_redis().lock(self.key, timeout=ttl_seconds, blocking=False)
+        client = client or get_redis()
+        self.lock = client.lock(self.key, timeout=ttl_seconds, blocking=False)
         self.fence: int | None = None
 
     def acquire(self) -> bool:

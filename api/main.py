@@ -18,6 +18,7 @@ from swagger_ui_bundle import swagger_ui_path
 
 from api.deps import install_security
 from api.errors import install_error_handlers
+from api.lifecycle import install_sigterm_drain
 from api.middleware import BodySizeLimitMiddleware, CorrelationMiddleware, SecurityHeadersMiddleware
 from api.ratelimit import install_rate_limits
 from api.routes import events, health, notifications, orders, payments, products, realtime, users
@@ -39,6 +40,7 @@ async def lifespan(app: FastAPI):
     configure_logging()
     connect_mongo()
     await asyncio.to_thread(announce, EventType.SYSTEM_STARTUP, API_SOURCE, {"component": "api"})
+    install_sigterm_drain(app, get_settings().shutdown_drain_seconds)
     log.info("api_started")
     yield
     await close_event_hub(app)

@@ -37,6 +37,16 @@ class _Gap:
 GAP = _Gap()
 
 
+class _Drain:
+    """Marker put into every subscriber's queue when the process drains (SIGTERM)."""
+
+    def __repr__(self) -> str:
+        return "DRAIN"
+
+
+DRAIN = _Drain()
+
+
 def to_jsonable(value: Any) -> Any:
     """Datetimes as ISO-8601 UTC strings, recursively; everything else as is."""
     if isinstance(value, datetime):
@@ -147,6 +157,13 @@ class EventHub:
 
     def unsubscribe(self, sub: Subscription) -> None:
         self.subscribers.discard(sub)
+
+    def drain(self) -> int:
+        """Tell every subscriber the process is going away; returns how many were told."""
+        subscribers = tuple(self.subscribers)
+        for sub in subscribers:
+            sub.offer(DRAIN)
+        return len(subscribers)
 
     def _fan_out(self, item: Any) -> None:
         for sub in tuple(self.subscribers):

@@ -111,6 +111,12 @@ def make_celery() -> Celery:
             "events.*": {"queue": "events"},
             "maintenance.*": {"queue": "maintenance"},
         },
+        # SIGTERM is Celery's warm shutdown: running tasks finish (bounded by their time
+        # limit), unstarted ones go back to the broker. A second signal (or SIGQUIT) is the
+        # soft shutdown: this long for running tasks, then they are handed back (acks late).
+        # Orchestrators give a grace above the task time limit (compose, deploy/kubernetes).
+        worker_soft_shutdown_timeout=float(settings.task_time_limit),
+        worker_enable_soft_shutdown_on_idle=True,
         worker_hijack_root_logger=False,
         enable_utc=True,
         timezone="UTC",

@@ -218,6 +218,26 @@ def run_faults(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_throughput(args: argparse.Namespace) -> list[dict[str, Any]]:
+    import tempfile
+
+    from bench.scale_stack import PrivateRabbit
+
+    rows = []
+    # One RabbitMQ node for every sitting: the same broker for each, and this process's
+    # Celery app (which pings the workers) keeps the broker URL it was first built with.
+    rabbit_dir = Path(tempfile.mkdtemp(prefix="oms-scale-tp-rabbitmq-"))
+    rabbit = PrivateRabbit(rabbit_dir, rabbit_dir / "rabbitmq.log")
+    rabbit.start()
+    try:
+        return _sittings(args, rabbit, rows)
+    finally:
+        rabbit.stop()
+        import shutil
+
+        shutil.rmtree(rabbit_dir, ignore_errors=True)
+
+
+def _sittings(args: argparse.Namespace, rabbit: Any, rows: list) -> list[dict[str, Any]]:
     from bench import actors
     from bench.chaos_scenarios import CHAOS_ENV, _wait_settled
     from bench.scale_stack import ScaleStack
@@ -225,12 +245,11 @@ def run_throughput(args: argparse.Namespace) -> list[dict[str, Any]]:
     from core.db import connect_mongo, disconnect_mongo, get_db
     from models.product import Product
 
-    rows = []
     for apis, layout in ((1, "split"), (2, "split"), (2, "single")):
         cfg = StackConfig(
             layout=layout, workers=1, concurrency=2, env=dict(CHAOS_ENV), label="scale-tp"
         )
-        with ScaleStack(cfg, apis=apis) as stack:
+        with ScaleStack(cfg, apis=apis, rabbit=rabbit) as stack:
             disconnect_mongo()
             connect_mongo()
             db = get_db()

@@ -31,6 +31,9 @@ defaults
   timeout client 60s
   timeout server 60s
   timeout tunnel 1h
+  timeout check 5s
+  retries 2
+  option redispatch
 frontend http
   bind 127.0.0.1:{port}
   default_backend api
@@ -38,7 +41,7 @@ backend api
   balance roundrobin
   option httpchk GET /ready
   http-check expect status 200
-  default-server check inter 500ms fall 2 rise 2
+  default-server check inter 1s fall 3 rise 2
 {servers}
 """
 
@@ -102,11 +105,16 @@ class PrivateRabbit:
 
 
 class ScaleStack(Stack):
-    def __init__(self, cfg: StackConfig, apis: int = 2) -> None:
+    def __init__(
+        self, cfg: StackConfig, apis: int = 2, rabbit: PrivateRabbit | None = None
+    ) -> None:
         super().__init__(replace(cfg, mongo_storage="dir"))
+        # A node passed in is shared by several stacks in one process (this process's Celery
+        # app keeps the broker URL it was built with) and is left running at stop.
+        self.own_rabbit = rabbit is None
         # Outside self.tmp: the node must stop before that directory goes.
         self.rabbit_dir = Path(tempfile.mkdtemp(prefix="oms-scale-rabbitmq-"))
-        self.rabbit = PrivateRabbit(self.rabbit_dir, self.logs / "rabbitmq.log")
+        self.rabbit = rabbit or PrivateRabbit(self.rabbit_dir, self.logs / "rabbitmq.log")
         self.broker_url = self.rabbit.url
         self.api_ports = [self.api_port] + [processes.free_port() for _ in range(apis - 1)]
         self.apis: list[subprocess.Popen | None] = [None] * apis
@@ -120,8 +128,9 @@ class ScaleStack(Stack):
         )
 
     def start(self) -> None:
-        self.rabbit.start()
-        self._track(self.rabbit.proc)
+        if self.own_rabbit:
+            self.rabbit.start()
+            self._track(self.rabbit.proc)
         super().start()
         for port in self.api_ports:
             processes.wait_port(port, 40)
@@ -203,5 +212,6 @@ class ScaleStack(Stack):
         try:
             super().stop()
         finally:
-            self.rabbit.stop()
+            if self.own_rabbit:
+                self.rabbit.stop()
             shutil.rmtree(self.rabbit_dir, ignore_errors=True)

@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install up test lint audit unit fuzz bench bench-auth chaos format clean browser-deps promtool-deps
+.PHONY: install up test lint audit unit fuzz bench bench-auth chaos scale scale-deps format clean browser-deps promtool-deps
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -79,6 +79,21 @@ bench-auth: install
 
 chaos: install
 	$(PY) -m bench.chaos $(CHAOS_ARGS)
+
+# Scale-out test (bench/scale.py): 2 APIs behind HAProxy, workers split by queue, a private
+# RabbitMQ node; installs Debian's haproxy and rabbitmq-server when missing (as root).
+scale-deps:
+	@for pkg in haproxy rabbitmq-server; do \
+	  if dpkg -s $$pkg >/dev/null 2>&1; then :; \
+	  elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing the $$pkg package for make scale"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get install -y -q $$pkg >/dev/null || { apt-get update -q && apt-get install -y -q $$pkg >/dev/null; }; \
+	  else echo "scale-deps: install the $$pkg package (as root)" >&2; fi; \
+	done
+
+scale: install scale-deps
+	$(PY) -m bench.scale $(SCALE_ARGS)
 
 clean:
 	rm -rf .data .pytest_cache .ruff_cache

@@ -18,6 +18,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from api.deps import install_security
 from api.errors import install_error_handlers
+from api.lifecycle import install_sigterm_drain
 from api.middleware import (
     BodySizeLimitMiddleware,
     CorrelationMiddleware,
@@ -61,6 +62,7 @@ async def lifespan(app: FastAPI):
     configure_logging()
     connect_mongo()
     await asyncio.to_thread(announce, EventType.SYSTEM_STARTUP, API_SOURCE, {"component": "api"})
+    install_sigterm_drain(app, get_settings().shutdown_drain_seconds)
     log.info("api_started")
     yield
     await close_event_hub(app)

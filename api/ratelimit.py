@@ -28,6 +28,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.envelope import ApiError, failure_body
+from core.redis_client import make_redis
 from core.security import InvalidToken, decode_access_token
 from core.settings import Settings
 from monitoring.logging import get_logger
@@ -59,10 +60,9 @@ class RateLimiter:
     def _limiter(self) -> MovingWindowRateLimiter:
         if self._strategy is None:
             storage = RedisStorage(
-                self.settings.redis_url,
+                "redis://",  # the pool below decides (core.redis_client: Sentinel too)
                 key_prefix=KEY_PREFIX,
-                socket_timeout=2.0,
-                socket_connect_timeout=1.0,
+                connection_pool=make_redis(decode_responses=False).connection_pool,
             )
             self._strategy = MovingWindowRateLimiter(storage)
         return self._strategy

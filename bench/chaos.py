@@ -47,6 +47,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="PAYMENT_CAPTURE for every stack (default: the environment's, else automatic)",
     )
+    p.add_argument(
+        "--broker", default=None, help="e.g. amqp://guest:guest@127.0.0.1:5672// (private vhost)"
+    )
+    p.add_argument(
+        "--layout",
+        choices=("single", "split"),
+        default="single",
+        help="single: one worker on every queue; split: make up's worker per queue group",
+    )
     p.add_argument("--out", type=Path, default=ROOT / "bench/results/chaos.json")
     p.add_argument("--budget", type=float, default=585, help="seconds for the whole run")
     p.add_argument("--one", help=argparse.SUPPRESS)  # run one scenario in this process
@@ -58,7 +67,13 @@ def run_one(args: argparse.Namespace) -> int:
     from bench.chaos_scenarios import run_scenario
 
     outcome = run_scenario(
-        args.one, orders=args.orders, kills=args.kills, rate=args.rate, stuck=args.stuck_seconds
+        args.one,
+        orders=args.orders,
+        kills=args.kills,
+        rate=args.rate,
+        stuck=args.stuck_seconds,
+        broker=args.broker,
+        layout=args.layout,
     )
     args.result.write_text(json.dumps(outcome, indent=2, default=str))
     return 0
@@ -99,7 +114,11 @@ def main(argv: list[str] | None = None) -> int:
             str(args.kills),
             "--stuck-seconds",
             str(args.stuck_seconds),
+            "--layout",
+            args.layout,
         ]
+        if args.broker:
+            cmd += ["--broker", args.broker]
         if args.orders:
             cmd += ["--orders", str(args.orders)]
         if args.rate:

@@ -103,15 +103,19 @@ class WebhookRecorder:
 
 # -- faults -----------------------------------------------------------------------------
 def fault_worker_kill(stack: Stack, kills: int, span_s: float, log: list[str]) -> None:
-    """SIGKILL the worker at random moments over ``span_s`` seconds, restarting it each time."""
+    """SIGKILL a worker (a random one of the split layout) at random moments over ``span_s``
+    seconds, restarting it each time."""
     rng = random.Random()
     for n in range(kills):
         time.sleep(rng.uniform(0.5, max(1.0, span_s / kills)))
-        stack.kill_worker(0)
+        i = rng.randrange(len(stack.workers))
+        stack.kill_worker(i)
         time.sleep(rng.uniform(0.2, 1.5))
         t = time.monotonic()
-        stack.start_worker(0)
-        log.append(f"kill {n + 1}: worker back in {time.monotonic() - t:.1f}s")
+        stack.start_worker(i)
+        log.append(
+            f"kill {n + 1}: worker {stack.worker_specs[i].name} back in {time.monotonic() - t:.1f}s"
+        )
 
 
 def fault_redis(stack: Stack, log: list[str]) -> None:
@@ -177,7 +181,14 @@ def complete_3ds(stack: Stack, db: Any, ids: list[str], customers: dict[str, Any
 
 # -- the run --------------------------------------------------------------------------------
 def run_scenario(
-    name: str, *, orders: int | None, kills: int, rate: float | None, stuck: int = 30
+    name: str,
+    *,
+    orders: int | None,
+    kills: int,
+    rate: float | None,
+    stuck: int = 30,
+    broker: str | None = None,
+    layout: str = "single",
 ) -> dict:
     sc = SCENARIOS[name]
     n_orders = orders or sc.orders
@@ -186,6 +197,8 @@ def run_scenario(
     cfg = StackConfig(
         workers=1,
         concurrency=2,
+        layout=layout,
+        broker=broker,
         beat=False,
         mongo_storage=sc.mongo_storage,
         env={**CHAOS_ENV, "STUCK_ORDER_SECONDS": str(stuck)},

@@ -42,6 +42,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=1, help="Celery worker processes")
     p.add_argument("--concurrency", type=int, default=2, help="pool size of each worker")
     p.add_argument("--broker", default=None, help="e.g. amqp://guest:guest@127.0.0.1:5672//")
+    p.add_argument(
+        "--layout",
+        choices=("single", "split"),
+        default="single",
+        help="split: make up's worker per queue group (payments on threads); ignores --workers",
+    )
     p.add_argument("--chains", type=int, default=None, help="baseline chains (default: orders)")
     p.add_argument("--profile", action="store_true", help="pyinstrument + Mongo command counts")
     p.add_argument("--out", type=Path, default=ROOT / "bench/results/latest.json")
@@ -282,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = StackConfig(
         workers=args.workers,
         concurrency=args.concurrency,
+        layout=args.layout,
         broker=args.broker,
         env=env,
         profile_dir=str(profile_dir),

@@ -38,6 +38,10 @@ BENCH_INCLUDE = "bench.celery_tasks,bench.worker_hooks"
 class StackConfig:
     workers: int = 1
     concurrency: int = 2
+    # "single": ``workers`` processes each consuming every queue on prefork × concurrency;
+    # "split": `make up`'s layout (devstack.processes.WORKER_LAYOUT, one worker per queue
+    # group, payments on a threads pool); ``workers``/``concurrency`` are then ignored.
+    layout: str = "single"
     broker: str | None = None  # amqp://… to use RabbitMQ; None: the private Redis
     beat: bool = False
     mongo_storage: str = ":memory:"  # or "dir" for a temp dir that survives a restart
@@ -114,10 +118,19 @@ class Stack:
         self.redis: subprocess.Popen | None = None
         self.stripe: subprocess.Popen | None = None
         self.api: subprocess.Popen | None = None
-        self.workers: list[subprocess.Popen | None] = [None] * cfg.workers
+        if cfg.layout == "split":
+            self.worker_specs: list[processes.WorkerSpec] = list(processes.WORKER_LAYOUT)
+        elif cfg.layout == "single":
+            self.worker_specs = [
+                processes.WorkerSpec(f"w{i + 1}", processes.ALL_QUEUES, "prefork", cfg.concurrency)
+                for i in range(cfg.workers)
+            ]
+        else:
+            raise ValueError(f"unknown worker layout {cfg.layout!r}")
+        self.workers: list[subprocess.Popen | None] = [None] * len(self.worker_specs)
         self.worker_names = [
             f"{cfg.label}{i + 1}-{uuid.uuid4().hex[:6]}@{socket.gethostname()}"
-            for i in range(cfg.workers)
+            for i in range(len(self.worker_specs))
         ]
         self.beats: list[subprocess.Popen] = []
         self._stopped = False
@@ -218,7 +231,7 @@ class Stack:
             timeout=60,
         )
         self.start_api()
-        for i in range(self.cfg.workers):
+        for i in range(len(self.workers)):
             self.start_worker(i, wait=False)
         self.wait_workers()
         processes.wait_port(self.api_port, 40, self.api)
@@ -367,7 +380,10 @@ class Stack:
         )
 
     def start_worker(self, i: int, *, wait: bool = True) -> None:
-        args = processes.celery_args("worker", concurrency=self.cfg.concurrency)
+        spec = self.worker_specs[i]
+        args = processes.celery_args(
+            "worker", concurrency=spec.concurrency, queues=spec.queues, pool=spec.pool
+        )
         args = [a if a != "INFO" else self.log_level for a in args]
         args += ["-n", self.worker_names[i], "-I", BENCH_INCLUDE]
         with self._lock:

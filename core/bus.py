@@ -20,7 +20,7 @@ import redis
 import redis.asyncio as aioredis
 import structlog
 
-from core.redis_client import get_redis
+from core.redis_client import get_redis, make_redis
 from core.settings import get_settings
 
 EVENTS_CHANNEL = "oms:events"  # the default; settings.events_channel decides
@@ -35,6 +35,16 @@ class _Gap:
 
 
 GAP = _Gap()
+
+
+class _Drain:
+    """Marker put into every subscriber's queue when the process drains (SIGTERM)."""
+
+    def __repr__(self) -> str:
+        return "DRAIN"
+
+
+DRAIN = _Drain()
 
 
 def to_jsonable(value: Any) -> Any:
@@ -148,6 +158,13 @@ class EventHub:
     def unsubscribe(self, sub: Subscription) -> None:
         self.subscribers.discard(sub)
 
+    def drain(self) -> int:
+        """Tell every subscriber the process is going away; returns how many were told."""
+        subscribers = tuple(self.subscribers)
+        for sub in subscribers:
+            sub.offer(DRAIN)
+        return len(subscribers)
+
     def _fan_out(self, item: Any) -> None:
         for sub in tuple(self.subscribers):
             sub.offer(item)
@@ -156,8 +173,8 @@ class EventHub:
         backoff = 0.1
         assert self._connected is not None
         while not self._stopping:
-            client = aioredis.Redis.from_url(
-                self.redis_url, socket_connect_timeout=1.0, decode_responses=True
+            client = make_redis(
+                self.redis_url, asyncio=True, socket_timeout=None, health_check_interval=0
             )
             pubsub = client.pubsub(ignore_subscribe_messages=True)
             try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 
 import mongoengine
@@ -12,14 +13,20 @@ from core.settings import Settings, get_settings
 
 _lock = threading.Lock()
 _connected_url: str | None = None
+_connected_pid: int | None = None
 
 
 def connect_mongo(settings: Settings | None = None) -> MongoClient:
-    """Connect mongoengine's default alias once per process (call after fork in workers)."""
-    global _connected_url
+    """Connect mongoengine's default alias once per process.
+
+    Safe from any thread (pymongo's client is thread-safe and shared by every thread of the
+    process). A client inherited across a fork is never reused: the child connects its own
+    (prefork children call this from ``worker_process_init``, other pools at worker init).
+    """
+    global _connected_url, _connected_pid
     settings = settings or get_settings()
     with _lock:
-        if _connected_url != settings.mongodb_url:
+        if _connected_url != settings.mongodb_url or _connected_pid != os.getpid():
             mongoengine.disconnect()
             mongoengine.connect(
                 host=settings.mongodb_url,
@@ -31,14 +38,16 @@ def connect_mongo(settings: Settings | None = None) -> MongoClient:
                 connect=False,
             )
             _connected_url = settings.mongodb_url
+            _connected_pid = os.getpid()
     return mongoengine.get_connection()
 
 
 def disconnect_mongo() -> None:
-    global _connected_url
+    global _connected_url, _connected_pid
     with _lock:
         mongoengine.disconnect()
         _connected_url = None
+        _connected_pid = None
 
 
 def get_db():

@@ -9,7 +9,9 @@ Two kinds of revocation, both written to Mongo first and Redis second:
 
 A Redis miss falls back to Mongo and re-warms Redis, so a Redis restart (which keeps
 nothing here) brings no revoked token back. Redis also caches "checked, not revoked"
-("0") with SET NX, which a later revocation's plain SET always overrides.
+("0") with SET NX, which a later revocation's plain SET always overrides. Those cached
+answers live ``REVOCATION_CACHE_SECONDS`` at most, so a revocation that Redis lost (a
+failover to a replica that had not received it yet) is enforced from Mongo after that.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pymongo import ReturnDocument
 from pymongo.database import Database
 
 from core.db import get_db
+from core.redis_client import make_redis
 from core.settings import Settings
 
 REVOKED_COLLECTION = "revoked_tokens"
@@ -62,22 +65,22 @@ class RevocationStore:
         redis_client: redis.Redis,
         token_lifetime_seconds: int,
         db: Callable[[], Database] = get_db,
+        cache_seconds: int = 30,
     ) -> None:
         self.redis = redis_client
         self.lifetime = max(1, token_lifetime_seconds)
+        # How long Redis may answer without Mongo. A revocation written to Mongo but lost by
+        # Redis (a failover to a replica that missed it) is enforced once this runs out.
+        self.cache_seconds = max(1, cache_seconds)
         self._db = db
         self._indexed = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RevocationStore:
-        client = redis.Redis.from_url(
-            settings.redis_url,
-            socket_timeout=2.0,
-            socket_connect_timeout=1.0,
-            health_check_interval=15,
-            decode_responses=True,
+        client = make_redis(settings.redis_url)
+        return cls(
+            client, settings.jwt_lifetime_seconds, cache_seconds=settings.revocation_cache_seconds
         )
-        return cls(client, settings.jwt_lifetime_seconds)
 
     @staticmethod
     def jti_key(jti: str) -> str:
@@ -117,7 +120,7 @@ class RevocationStore:
         )
         stored = doc.get(TOKENS_VALID_AFTER) if doc else None
         effective = max(before_ms, datetime_to_ms(stored) if stored else 0)
-        self.redis.set(self.before_key(user_id), str(effective), ex=self.lifetime)
+        self.redis.set(self.before_key(user_id), str(effective), ex=self.cache_seconds)
         return effective
 
     def is_revoked(self, jti: str, user_id: str, issued_ms: int, exp: int | None = None) -> bool:
@@ -133,14 +136,15 @@ class RevocationStore:
             if found is not None:
                 self.redis.set(self.jti_key(jti), _REVOKED, ex=self._ttl_until(exp))
                 return True
-            self.redis.set(self.jti_key(jti), _CLEAN, ex=self._ttl_until(exp), nx=True)
+            clean_ttl = min(self._ttl_until(exp), self.cache_seconds)
+            self.redis.set(self.jti_key(jti), _CLEAN, ex=clean_ttl, nx=True)
         if cached_before is None:
             doc = self._db()[USERS_COLLECTION].find_one(
                 _user_filter(user_id), {TOKENS_VALID_AFTER: 1}
             )
             stored = doc.get(TOKENS_VALID_AFTER) if doc else None
             before_ms = datetime_to_ms(stored) if stored else 0
-            self.redis.set(self.before_key(user_id), str(before_ms), ex=self.lifetime, nx=True)
+            self.redis.set(self.before_key(user_id), str(before_ms), ex=self.cache_seconds, nx=True)
         else:
             before_ms = int(cached_before)
         return issued_ms < before_ms

@@ -203,6 +203,13 @@ class Settings(BaseSettings):
     # Paths
     data_dir: str = ".data"
 
+    # Scale out (issue 18): RabbitMQ queues, Redis failover, beat locks, draining
+    broker_quorum_queues: bool = True  # on amqp://: quorum queues (topic exchanges, DLX)
+    broker_delivery_limit: int = 10  # deliveries of one message before it is dead-lettered
+    redis_sentinel_master: str = "mymaster"  # service name for redis+sentinel:// URLs
+    shutdown_drain_seconds: float = 20.0  # API: SIGTERM → /ready 503, then this long to drain
+    revocation_cache_seconds: int = 30  # Redis answers revocation checks alone this long
+
     @property
     def effective_broker_url(self) -> str:
         return self.broker_url or self.redis_url

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -131,10 +132,36 @@ def start_redis(port: int, log_path: Path | None = None) -> subprocess.Popen:
     return proc
 
 
-def celery_args(kind: str, *, concurrency: int = 2, queues: str | None = None) -> list[str]:
+@dataclass(frozen=True)
+class WorkerSpec:
+    """One worker process of the default layout: the queues it consumes and its pool."""
+
+    name: str
+    queues: str
+    pool: str
+    concurrency: int
+
+
+# The default layout (`make up`, compose, deploy/kubernetes, the scale stack): one worker per
+# queue group, so a slow Stripe never starves shipping or event dispatch. Payments wait on
+# Stripe for most of a task's time, so they run on a threads pool (cheap waits, no
+# monkey-patching, every client thread-safe: see tasks/pools.py); the rest stays on prefork.
+WORKER_LAYOUT: tuple[WorkerSpec, ...] = (
+    WorkerSpec("orders", "orders", "prefork", 2),
+    WorkerSpec("payments", "payments", "threads", 16),
+    WorkerSpec("events", "events,maintenance", "prefork", 2),
+    # Outgoing webhooks and email wait on other people's servers: threads, apart from all.
+    WorkerSpec("outbound", "webhooks", "threads", 8),
+)
+ALL_QUEUES = "orders,payments,events,maintenance,webhooks"
+
+
+def celery_args(
+    kind: str, *, concurrency: int = 2, queues: str | None = None, pool: str = "prefork"
+) -> list[str]:
     base = [str(VENV_BIN / "celery"), "-A", "tasks.app"]
     if kind == "worker":
-        q = queues or "orders,payments,events,maintenance,webhooks"
+        q = queues or ALL_QUEUES
         return base + [
             "worker",
             "-Q",
@@ -142,7 +169,7 @@ def celery_args(kind: str, *, concurrency: int = 2, queues: str | None = None) -
             "-c",
             str(concurrency),
             "-P",
-            "prefork",
+            pool,
             "--without-mingle",
             "--without-gossip",
             "-E",

@@ -2,7 +2,8 @@
 
 SecantusDB (unless MONGODB_URL is set), Redis (the configured one if it answers, else a
 private redis-server), localstripe (unless STRIPE_API_BASE is set), then the seed, one
-Celery worker, one beat, Flower and the API.
+Celery worker per queue group (`processes.WORKER_LAYOUT`: payments on a threads pool), one
+beat, Flower and the API.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from urllib.parse import urlsplit
 
 import redis
 
+from core.redis_client import make_redis
 from core.settings import get_settings
 from devstack import processes
 from devstack.stripe_emulator import register_webhook
@@ -61,7 +63,7 @@ class Supervisor:
         name, proc = self.children[index]
         now = time.monotonic()
         recent = [t for t in self.restarted.get(name, []) if now - t < RESTART_WINDOW_S]
-        if name not in RESTARTABLE or len(recent) >= RESTART_LIMIT:
+        if name.split("-", 1)[0] not in RESTARTABLE or len(recent) >= RESTART_LIMIT:
             return False
         self.restarted[name] = [*recent, now]
         self.say(
@@ -89,7 +91,7 @@ class Supervisor:
 
     def start_redis(self) -> None:
         try:
-            redis.Redis.from_url(self.settings.redis_url, socket_connect_timeout=1).ping()
+            make_redis(self.settings.redis_url, socket_connect_timeout=1).ping()
             self.say(f"using Redis at {self.settings.redis_url}")
             return
         except redis.RedisError:
@@ -145,7 +147,14 @@ class Supervisor:
         )
         if seed.returncode != 0:
             raise RuntimeError("seeding failed (see output above)")
-        self.run("worker", processes.celery_args("worker", concurrency=2) + ["-n", "worker1@%h"])
+        for spec in processes.WORKER_LAYOUT:
+            self.run(
+                f"worker-{spec.name}",
+                processes.celery_args(
+                    "worker", concurrency=spec.concurrency, queues=spec.queues, pool=spec.pool
+                )
+                + ["-n", f"{spec.name}@%h"],
+            )
         self.run(
             "beat",
             processes.celery_args("beat") + ["--schedule", str(self.data / "celerybeat-schedule")],

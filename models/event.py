@@ -2,7 +2,7 @@
 
 Writes are batched (one ``insert_many`` per outbox dispatch, duplicates ignored) because the
 Mongo wire server here manages only a few hundred writes a second. ``seq`` is a global
-counter (Redis ``INCRBY``, recovered from the store after a Redis restart) so "everything
+counter (a Mongo document, see ``allocate_seq``) so "everything
 after event X" is one indexed range query, which WebSocket resume relies on.
 """
 
@@ -15,18 +15,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import redis
 from mongoengine import DateTimeField, DictField, Document, IntField, StringField
-from pymongo import MongoClient
+from pymongo import MongoClient, ReturnDocument
 from pymongo.collection import Collection
 from pymongo.errors import BulkWriteError
 
 from core.bus import publish_events, to_jsonable
-from core.redis_client import get_redis
+from core.redis_client import make_redis
 from core.settings import get_settings
 from workflows.events import EventType, make_event
 
-SEQ_KEY = "oms:events:seq"
+COUNTERS = "counters"
+SEQ_COUNTER = "events.seq"
 DUPLICATE_KEY = 11000
 PUBLIC_FIELDS = (
     "type",
@@ -100,16 +100,33 @@ def _max_stored_seq(coll: Collection) -> int:
     return int(last["seq"]) if last else 0
 
 
-def allocate_seq(count: int, coll: Collection, client: redis.Redis | None = None) -> int:
-    """Reserve ``count`` consecutive positions; returns the first one."""
-    r = client or get_redis()
-    last = int(r.incrby(SEQ_KEY, count))
-    if last == count:
-        # A fresh counter (first event ever, or Redis lost it): continue after the store.
-        stored = _max_stored_seq(coll)
-        if stored:
-            last = int(r.incrby(SEQ_KEY, stored))
-    return last - count + 1
+def seed_seq_counter(db: Any) -> None:
+    """Make the counter at least the highest stored ``seq`` (idempotent, atomic ``$max``)."""
+    stored = _max_stored_seq(db[EventRecord._get_collection_name()])
+    db[COUNTERS].update_one({"_id": SEQ_COUNTER}, {"$max": {"value": stored}}, upsert=True)
+
+
+def allocate_seq(count: int, coll: Collection) -> int:
+    """Reserve ``count`` consecutive positions; returns the first one.
+
+    The counter is a Mongo document (``$inc`` on a one-document collection), not Redis: a
+    Redis that loses a write (a restart, a failover to a lagging replica) would hand out
+    numbers again, and a number lower than one already stored is an event that every
+    WebSocket resuming "after seq N" skips. Mongo is the store the events go to, so the
+    counter is exactly as durable as they are. A missing counter is first seeded from the
+    store (``$max``), never created by ``$inc`` from zero.
+    """
+    counters = coll.database[COUNTERS]
+    for _ in range(2):
+        doc = counters.find_one_and_update(
+            {"_id": SEQ_COUNTER},
+            {"$inc": {"value": count}},
+            return_document=ReturnDocument.AFTER,
+        )
+        if doc is not None:
+            return int(doc["value"]) - count + 1
+        seed_seq_counter(coll.database)
+    raise RuntimeError("the event sequence counter could not be created")
 
 
 def _stored_doc(event: dict[str, Any], seq: int, at: datetime) -> dict[str, Any]:
@@ -124,7 +141,6 @@ def store_events(
     events: list[dict[str, Any]],
     *,
     coll: Collection | None = None,
-    client: redis.Redis | None = None,
 ) -> list[dict[str, Any]]:
     """Insert envelopes not stored yet (one batch); return all of them as stored, in order.
 
@@ -134,7 +150,7 @@ def store_events(
     if not events:
         return []
     coll = coll if coll is not None else events_collection()
-    first = allocate_seq(len(events), coll, client)
+    first = allocate_seq(len(events), coll)
     at = now_utc()
     docs = [_stored_doc(e, first + i, at) for i, e in enumerate(events)]
     duplicates: set[str] = set()
@@ -178,10 +194,10 @@ def record_and_publish(events: list[dict[str, Any]], *, standalone: bool = False
         serverSelectionTimeoutMS=settings.mongodb_server_selection_ms,
         tz_aware=True,
     )
-    r = redis.Redis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=1.0)
+    r = make_redis(settings.redis_url, decode_responses=False)
     try:
         coll = mongo.get_default_database()["events"]
-        docs = store_events(events, coll=coll, client=r)
+        docs = store_events(events, coll=coll)
         return publish_events((bus_message(d) for d in docs), client=r)
     finally:
         mongo.close()

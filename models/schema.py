@@ -20,7 +20,7 @@ def ensure_schema() -> list[str]:
     from models.account_token import AccountToken
     from models.api_key import ApiKey
     from models.dead_letter import DeadLetter
-    from models.event import EventRecord
+    from models.event import COUNTERS, EventRecord, seed_seq_counter
     from models.notification import Notification
     from models.order import Order
     from models.order_stats import OrderStats
@@ -54,4 +54,6 @@ def ensure_schema() -> list[str]:
     ensure_outbox_indexes(db)
     db[REVOKED_COLLECTION].create_index("expiresAt", expireAfterSeconds=0)
     names.append(REVOKED_COLLECTION)
+    seed_seq_counter(db)  # the event sequence counter (models.event.allocate_seq)
+    names.append(COUNTERS)
     return names

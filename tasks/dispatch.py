@@ -101,3 +101,24 @@ def workers_ping(
     """
     replies = celery_app.control.ping(timeout=timeout_s, destination=destination, limit=limit)
     return len(replies or [])
+
+
+def queue_depths(queues: tuple[str, ...] | list[str], timeout_s: float = 2.0) -> dict[str, int]:
+    """Messages ready in each queue, on any broker (a passive declare: RabbitMQ's
+    ``message_count``, the Redis transport's list lengths over its priority lists). A queue
+    that does not exist yet counts 0. Raises if the broker cannot be reached."""
+    depths: dict[str, int] = {}
+    with celery_app.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1, interval_start=0, timeout=timeout_s)
+        for name in queues:
+            channel = conn.channel()  # a failed passive declare closes its channel on AMQP
+            try:
+                depths[name] = int(channel.queue_declare(queue=name, passive=True).message_count)
+            except conn.channel_errors:
+                depths[name] = 0
+            finally:
+                try:
+                    channel.close()
+                except Exception:  # noqa: S110 - already closed by the broker
+                    pass
+    return depths

@@ -8,24 +8,27 @@ harmless; every run records its counts as a ``system.reconciliation`` event and 
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any
 
 import structlog
+from pymongo import ReturnDocument
+from redis.exceptions import LockError
 
+from core.db import get_db
 from core.redis_client import get_redis
 from core.settings import get_settings
 from gateways.stripe_gateway import get_gateway
-from models.event import announce
+from models.event import COUNTERS, announce
 from models.order import Order, now_utc
 from models.product import Product
 from monitoring.metrics import RECONCILIATION_ACTIONS
 from tasks.app import celery_app
 from tasks.capture import capture_for_shipping
-from tasks.dispatch import enqueue_chain, resume
+from tasks.dispatch import enqueue_chain, queue_depths, resume
 from tasks.events import flush_outbox
 from tasks.order_steps import deliver_due_orders
 from tasks.outcomes import end_order
@@ -39,26 +42,90 @@ log = structlog.get_logger(__name__)
 LEAK_STATUSES = TERMINAL | {OrderStatus.SHIPPED, OrderStatus.DELIVERED}
 
 
+class LockLost(RuntimeError):
+    """A newer holder took this job's lock (ours expired or Redis lost it): stop now."""
+
+
+_held: ContextVar[BeatLock | None] = ContextVar("oms_beat_lock", default=None)
+
+
+class BeatLock:
+    """One beat job's lock: a Redis lock (random token, released by a compare-and-delete
+    script, so a run never frees a lock that expired and was taken by another) plus a fencing
+    token from Mongo, which outlives Redis. Each acquisition gets a higher token; a holder
+    whose token is no longer the highest (its lock expired, or a Redis failover lost it and a
+    second beat took the job) fails ``check()`` and stops before its next action."""
+
+    def __init__(self, name: str, ttl_seconds: float, client: Any = None) -> None:
+        self.name = name
+        self.key = f"oms:lock:beat:{name}"
+        client = client or get_redis()
+        self.lock = client.lock(self.key, timeout=ttl_seconds, blocking=False)
+        self.fence: int | None = None
+
+    def acquire(self) -> bool:
+        if not self.lock.acquire(blocking=False):
+            return False
+        doc = get_db()[COUNTERS].find_one_and_update(
+            {"_id": f"fence:{self.key}"},
+            {"$inc": {"fence": 1}},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+        )
+        self.fence = int(doc["fence"])
+        return True
+
+    def check(self) -> None:
+        """Raise LockLost unless this run still holds the newest token."""
+        doc = get_db()[COUNTERS].find_one({"_id": f"fence:{self.key}"}, {"fence": 1})
+        if doc is None or int(doc["fence"]) != self.fence or not self.lock.owned():
+            raise LockLost(f"beat job {self.name}: lock lost (fence {self.fence})")
+
+    def release(self) -> None:
+        try:
+            self.lock.release()
+        except LockError:
+            pass  # expired and maybe taken by another run: theirs now, left alone
+
+
+def still_held() -> None:
+    """Called by a job between actions: raises LockLost if a newer run holds its lock."""
+    lock = _held.get()
+    if lock is not None:
+        lock.check()
+
+
 @contextmanager
-def job_lock(name: str, ttl_seconds: int):
-    """Hold ``oms:lock:beat:{name}`` for the run; yields False if another run holds it."""
-    client = get_redis()
-    key = f"oms:lock:beat:{name}"
-    token = uuid.uuid4().hex
-    acquired = bool(client.set(key, token, nx=True, ex=ttl_seconds))
+def job_lock(name: str, ttl_seconds: float):
+    """Hold the job's lock for the run; yields the BeatLock, or None if another run holds it."""
+    lock = BeatLock(name, ttl_seconds)
+    if not lock.acquire():
+        yield None
+        return
+    token = _held.set(lock)
     try:
-        yield acquired
+        yield lock
     finally:
-        if acquired and client.get(key) == token:
-            client.delete(key)
+        _held.reset(token)
+        lock.release()
+
+
+def job_lock_ttl() -> float:
+    """Longer than any run can last: the task's hard time limit, plus a margin."""
+    settings = get_settings()
+    return max(30.0, settings.task_time_limit + 30.0, settings.beat_reconcile_interval * 4)
 
 
 def run_job(name: str, fn: Callable[[], dict[str, int]]) -> dict[str, Any]:
     """Run one job under its lock, then record what it found and did."""
-    with job_lock(name, ttl_seconds=max(30, int(get_settings().beat_reconcile_interval * 4))) as ok:
-        if not ok:
+    with job_lock(name, job_lock_ttl()) as lock:
+        if lock is None:
             return {"job": name, "skipped": "locked"}
-        counts = fn()
+        try:
+            counts = fn()
+        except LockLost as exc:
+            log.warning("reconciliation_lock_lost", job=name, fence=lock.fence, error=str(exc))
+            return {"job": name, "skipped": "lock lost"}
     for action, n in counts.items():
         if n:
             RECONCILIATION_ACTIONS.labels(name, action).inc(n)
@@ -70,11 +137,8 @@ def run_job(name: str, fn: Callable[[], dict[str, int]]) -> dict[str, Any]:
 
 # -- stuck orders ---------------------------------------------------------------------------
 def _backlog() -> int:
-    """Messages waiting in the order and payment queues (Redis broker only; else 0)."""
-    if not get_settings().effective_broker_url.startswith(("redis://", "rediss://")):
-        return 0
-    client = get_redis()
-    return int(client.llen("orders")) + int(client.llen("payments"))
+    """Messages waiting in the order and payment queues, on any broker."""
+    return sum(queue_depths(("orders", "payments")).values())
 
 
 def reconcile_stuck_orders() -> dict[str, int]:
@@ -102,6 +166,7 @@ def reconcile_stuck_orders() -> dict[str, int]:
         )
         if action == "nothing" or order.needs_attention:
             continue
+        still_held()
         counts["found"] += 1
         if action == "resume":
             resume(str(order.id), actor="beat:stuck_orders")
@@ -196,6 +261,7 @@ def reconcile_leaked_holds() -> dict[str, int]:
     """Holds whose order is finished (or gone) go back to available stock."""
     counts = {"released": 0}
     for product in Product.objects(holds__ne={}).only("sku", "holds"):
+        still_held()
         for order_id, quantity in list((product.holds or {}).items()):
             order = Order.get(order_id)
             if order is not None and order.status_enum not in LEAK_STATUSES:

@@ -209,11 +209,19 @@ class Worker:
     """A real `celery worker` subprocess on the test broker."""
 
     def __init__(
-        self, log_name: str, concurrency: int = 2, env: dict[str, str] | None = None
+        self,
+        log_name: str,
+        concurrency: int = 2,
+        *,
+        queues: str | None = None,
+        pool: str = "prefork",
+        env: dict[str, str] | None = None,
+        extra_args: list[str] | None = None,
     ) -> None:
         self.log_path = ARTIFACTS / f"{log_name}.log"
         self.concurrency = concurrency
-        self.env = env
+        self.queues, self.pool, self.env = queues, pool, env
+        self.extra_args = extra_args or []
         self.proc = None
 
     def start(self) -> Worker:
@@ -222,10 +230,11 @@ class Worker:
         from tasks.dispatch import workers_ping
 
         self.name = f"test-{uuid.uuid4().hex[:8]}@{socket.gethostname()}"
+        args = processes.celery_args(
+            "worker", concurrency=self.concurrency, queues=self.queues, pool=self.pool
+        )
         self.proc = processes.spawn(
-            processes.celery_args("worker", concurrency=self.concurrency) + ["-n", self.name],
-            env=self.env,
-            log_path=self.log_path,
+            args + ["-n", self.name, *self.extra_args], env=self.env, log_path=self.log_path
         )
         processes.wait_worker_ready(lambda: workers_ping(0.5, [self.name]), timeout=40)
         return self

@@ -118,9 +118,11 @@ def live() -> JSONResponse:
     return JSONResponse({"live": True})
 
 
-@router.get("/ready", summary="Readiness for load balancers (mongo and redis answer)")
-def ready() -> JSONResponse:
-    checks = run_checks(("mongo", "redis"))
+@router.get("/ready", summary="Readiness for load balancers (mongo, redis and broker answer)")
+def ready(request: Request) -> JSONResponse:
+    if getattr(request.app.state, "draining", False):  # SIGTERM: api/lifecycle.py
+        return JSONResponse({"ready": False, "failing": ["draining"]}, status_code=503)
+    checks = run_checks(("mongo", "redis", "broker"))
     failing = sorted(name for name, c in checks.items() if c["status"] != "ok")
     if failing:
         return JSONResponse({"ready": False, "failing": failing}, status_code=503)

@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from api.customer_views import event_view
 from api.deps import authenticate_token
 from api.envelope import ApiError
-from core.bus import GAP, EventHub, Subscription
+from core.bus import DRAIN, GAP, EventHub, Subscription
 from core.settings import Settings
 from models.event import bus_message, events_after, latest_seq, seq_of
 from models.user import User
@@ -252,6 +252,9 @@ class LiveSession:
                     continue
                 if live in done:
                     item = live.result()
+                    if item is DRAIN:  # SIGTERM (api/lifecycle.py): resume on another replica
+                        await self.ws.close(1012, "server restarting: reconnect and resume")
+                        return
                     live = asyncio.create_task(self.sub.queue.get())
                     if item is GAP or self.sub.lost:
                         self.sub.lost = False
@@ -301,6 +304,9 @@ async def _authenticate(ws: WebSocket) -> tuple[User, str, Any] | None:
 @router.websocket("/ws")
 async def live_events(ws: WebSocket) -> None:
     await ws.accept()
+    if getattr(ws.app.state, "draining", False):  # SIGTERM: the load balancer is moving us out
+        await ws.close(1012, "server restarting: reconnect and resume")
+        return
     WEBSOCKET_CONNECTIONS.inc()
     try:
         auth = await _authenticate(ws)

@@ -170,3 +170,27 @@ def test_store_reads_mongo_on_a_redis_miss(clean_data: None, private_redis: Priv
 
     indexes = get_db()["revoked_tokens"].index_information()
     assert any(i.get("expireAfterSeconds") == 0 for i in indexes.values())
+
+
+def test_a_revocation_redis_lost_is_enforced_from_mongo(clean_data) -> None:
+    """A failover to a replica that never got the revocation's SET still has the old cached
+    "not revoked" answer: it may serve it for REVOCATION_CACHE_SECONDS, never longer."""
+    import time
+
+    from core.redis_client import get_redis
+    from core.revocation import RevocationStore
+
+    store = RevocationStore(get_redis(), token_lifetime_seconds=3600, cache_seconds=2)
+    exp = int(time.time()) + 3600
+    assert store.is_revoked("jti-lost", "user-lost", issued_ms=0, exp=exp) is False
+    key = store.jti_key("jti-lost")
+    cached_ttl = get_redis().pttl(key)
+    assert 0 < cached_ttl <= 2000  # the "clean" answer is short-lived, not the token's hour
+    store.revoke("jti-lost", exp, "user-lost")
+    # The replica's view after the failover: the old cached answer, with what was left of it.
+    get_redis().set(key, "0", px=cached_ttl)
+    deadline = time.monotonic() + 10
+    while not store.is_revoked("jti-lost", "user-lost", issued_ms=0, exp=exp):
+        assert time.monotonic() < deadline, "the revocation in Mongo was never enforced"
+        time.sleep(0.2)
+    assert get_redis().get(key) == "1"  # re-warmed from Mongo

@@ -22,27 +22,28 @@ def urlsplit(value: str):
 
 def test_services_present() -> None:
     services = _compose()["services"]
-    assert {"mongo", "redis", "api", "worker", "beat", "flower"} <= set(services)
+    assert {"mongo", "redis", "migrate", "api", "proxy", "beat", "flower"} <= set(services)
     assert services["mongo"]["image"].startswith("mongo:7")
     assert services["redis"]["image"].startswith("redis:7")
 
 
 def test_every_service_has_a_healthcheck() -> None:
     for name, svc in _compose()["services"].items():
+        if name == "migrate":  # one-shot: the others wait for it to complete
+            continue
         assert "healthcheck" in svc, f"{name} has no healthcheck"
 
 
 def test_beat_is_a_single_replica_and_worker_scales() -> None:
     services = _compose()["services"]
     assert services["beat"]["deploy"]["replicas"] == 1
-    assert "replicas" not in services["worker"].get("deploy", {}) or (
-        services["worker"]["deploy"]["replicas"] >= 1
-    )
+    for name in ("worker-orders", "worker-payments", "worker-events", "worker-outbound"):
+        assert services[name].get("deploy", {}).get("replicas", 1) >= 1
 
 
 def test_app_services_share_one_image_and_point_at_compose_infra() -> None:
     services = _compose()["services"]
-    for name in ("api", "worker", "beat", "flower"):
+    for name in ("api", "worker-orders", "worker-payments", "worker-events", "beat", "flower"):
         svc = services[name]
         assert svc["build"]["dockerfile"] == "Dockerfile", name
         env = svc["environment"]
@@ -67,7 +68,15 @@ def test_mongo_and_redis_require_credentials() -> None:
     init = (ROOT / "deploy/mongo-init/01-app-user.js").read_text()
     assert "createUser" in init and '"readWrite"' in init and "MONGO_APP_PASSWORD" in init
     assert "--requirepass" in services["redis"]["command"]
-    for name in ("api", "worker", "beat", "flower"):
+    for name in (
+        "api",
+        "worker-orders",
+        "worker-payments",
+        "worker-events",
+        "worker-outbound",
+        "beat",
+        "flower",
+    ):
         env = services[name]["environment"]
         mongo_url, redis_url = urlsplit(env["MONGODB_URL"]), urlsplit(env["REDIS_URL"])
         assert mongo_url.username == "oms" and mongo_url.password, name
@@ -96,3 +105,50 @@ def test_jaeger_is_optional_and_local_only() -> None:
     jaeger = _compose()["services"]["jaeger"]
     assert jaeger["profiles"] == ["tracing"]  # not started by a plain `docker compose up`
     assert all(str(p).startswith("127.0.0.1:") for p in jaeger["ports"])
+
+
+def _seconds(value: str) -> int:
+    units = {"s": 1, "m": 60}
+    return int(value[:-1]) * units[value[-1]]
+
+
+def test_one_worker_service_per_queue_group_as_in_the_devstack_layout() -> None:
+    from devstack.processes import WORKER_LAYOUT
+
+    services = _compose()["services"]
+    for spec in WORKER_LAYOUT:
+        cmd = services[f"worker-{spec.name}"]["command"]
+        assert cmd[cmd.index("--queues") + 1] == spec.queues, spec
+        assert cmd[cmd.index("-P") + 1] == spec.pool, spec
+        assert cmd[cmd.index("-c") + 1] == str(spec.concurrency), spec
+
+
+def test_stop_grace_exceeds_the_task_time_limit_and_the_drain() -> None:
+    from core.settings import Settings
+
+    defaults = Settings()
+    services = _compose()["services"]
+    for name in ("worker-orders", "worker-payments", "worker-events", "worker-outbound"):
+        assert _seconds(services[name]["stop_grace_period"]) > defaults.task_time_limit, name
+    assert _seconds(services["api"]["stop_grace_period"]) > defaults.shutdown_drain_seconds + 10
+
+
+def test_replica_set_initiated_with_a_resolvable_host_and_waits_for_primary() -> None:
+    mongo = _compose()["services"]["mongo"]
+    probe = " ".join(mongo["healthcheck"]["test"])
+    assert "host: 'mongo:27017'" in probe and "myState !== 1" in probe
+    assert mongo["hostname"] == "mongo"
+    for name in ("mongo", "redis"):
+        assert _compose()["services"][name]["restart"] == "unless-stopped"
+
+
+def test_api_scales_behind_the_proxy() -> None:
+    services = _compose()["services"]
+    assert "ports" not in services["api"]  # a fixed host port would stop --scale api=N
+    assert services["proxy"]["ports"] == ["8000:8000"]
+    cfg = (ROOT / "deploy/compose/haproxy.cfg").read_text()
+    assert "server-template api" in cfg and "GET /ready" in cfg
+    assert services["migrate"]["restart"] == "no"
+    assert services["api"]["depends_on"]["migrate"]["condition"] == (
+        "service_completed_successfully"
+    )

@@ -217,6 +217,7 @@ def _intent_info(data: dict[str, Any]) -> IntentInfo:
         # localstripe has no amount_received: the captured amount of its succeeded charge.
         captured = (
             isinstance(charge, Mapping)
+            and data.get("status") == "succeeded"
             and charge.get("status") == "succeeded"
             and charge.get("captured", True)
         )
@@ -592,7 +593,15 @@ class StripeGateway:
                 f"payment {intent_id} cannot be captured ({current.status})",
                 code="authorization_lost",
             ) from exc
-        return _intent_info(_as_dict(intent))
+        captured = _intent_info(_as_dict(intent))
+        if captured.status != "succeeded":
+            # localstripe "captures" a canceled intent's charge and answers 200 with the
+            # intent still canceled; Stripe refuses. Either way nothing may count as paid.
+            raise PermanentError(
+                f"payment {intent_id} cannot be captured ({captured.status})",
+                code="authorization_lost",
+            )
+        return captured
 
     @_translate_errors
     def cancel_intent(self, intent_id: str) -> IntentInfo:

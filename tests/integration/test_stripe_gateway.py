@@ -615,3 +615,63 @@ def test_launcher_from_scratch_writes_nothing(tmp_path: Path):
         new_customer(StripeGateway(make_settings(base)))
     assert _fixed_pickle_state() == before
     assert os.listdir(tmp_path) == ["log"]
+
+
+def test_manual_capture_authorizes_then_captures_once(
+    gateway: StripeGateway, raw: stripe.StripeClient
+):
+    customer = new_customer(gateway)
+    pm = gateway.attach_payment_method(customer, new_pm(raw, CARD_OK))
+    intent = gateway.create_intent(
+        order_id="ord_manual",
+        amount_cents=1800,
+        currency="usd",
+        customer_id=customer,
+        payment_method_id=pm.id,
+        capture_method="manual",
+    )
+    authorized = gateway.confirm_intent(intent.id)
+    assert (authorized.status, authorized.capture_method) == ("requires_capture", "manual")
+    assert (authorized.amount_capturable, authorized.amount_received) == (1800, 0)
+    captured = gateway.capture_intent(intent.id)
+    assert (captured.status, captured.amount_received) == ("succeeded", 1800)
+    # A retried capture (lost answer) reports the captured intent.
+    assert gateway.capture_intent(intent.id).status == "succeeded"
+    # An authorization voided meanwhile cannot be captured: permanent.
+    other = gateway.create_intent(
+        order_id="ord_manual_void",
+        amount_cents=900,
+        currency="usd",
+        customer_id=customer,
+        payment_method_id=pm.id,
+        capture_method="manual",
+    )
+    gateway.confirm_intent(other.id)
+    assert gateway.cancel_intent(other.id).status == "canceled"
+    with pytest.raises(PermanentError) as lost:
+        gateway.capture_intent(other.id)
+    assert lost.value.code == "authorization_lost"
+
+
+def test_attach_refuses_another_customers_browser_made_method_without_moving_it(
+    gateway: StripeGateway, raw: stripe.StripeClient
+):
+    from gateways.stripe_gateway import PaymentMethodNotOwned
+
+    alice, bob = new_customer(gateway), new_customer(gateway)
+    pm = new_pm(raw, CARD_OK)  # as Stripe.js makes it: no customer
+    assert gateway.attach_payment_method(alice, pm).customer == alice
+    assert gateway.attach_payment_method(alice, pm).customer == alice  # once, then as is
+    with pytest.raises(PaymentMethodNotOwned):
+        gateway.attach_payment_method(bob, pm)
+    assert gateway.get_payment_method(pm).customer == alice
+
+
+def test_csp_sources_for_stripe_and_for_an_emulator(api_base: str):
+    from gateways.stripe_gateway import csp_sources
+
+    live = csp_sources("https://api.stripe.com")
+    assert live["script-src"] == ("https://js.stripe.com", "https://*.js.stripe.com")
+    assert "https://hooks.stripe.com" in live["frame-src"]
+    assert live["connect-src"] == ("https://api.stripe.com",)
+    assert set(csp_sources(api_base).values()) == {(api_base,)}

@@ -130,8 +130,8 @@ def list_events(
     to: Annotated[
         str | None, Query(description="ISO-8601", json_schema_extra={"format": "date-time"})
     ] = None,
-    page: int = 1,
-    limit: int = 20,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> JSONResponse:
     # The declared parameters document the API; parsing is ours so every bad one is named.
     flt, page, limit = parse_list_query(request)

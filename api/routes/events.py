@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -36,6 +37,11 @@ LIST_PARAMS = frozenset(
 )
 FAILURES_KEY = "oms:events:handler_failures"
 _KNOWN_TYPES = frozenset(t.value for t in EventType)
+_PREFIXES = sorted(
+    {".".join(t.split(".")[:n]) + ".*" for t in _KNOWN_TYPES for n in range(1, t.count(".") + 1)}
+)
+# The type filter as the schema states it: a known type, a known prefix + ".*", or empty.
+TYPE_PATTERN = "^(?:|" + "|".join(re.escape(v) for v in sorted(_KNOWN_TYPES) + _PREFIXES) + ")$"
 
 
 def _bad(errors: list[dict[str, str]]) -> ApiError:
@@ -119,7 +125,8 @@ def list_events(
     request: Request,
     user: CurrentUser,
     type: Annotated[
-        str | None, Query(description="an event type, or a prefix like order.*")
+        str | None,
+        Query(description="an event type, or a prefix like order.*", pattern=TYPE_PATTERN),
     ] = None,
     aggregateId: Annotated[str | None, Query(max_length=128)] = None,
     correlationId: Annotated[str | None, Query(max_length=128)] = None,
@@ -130,8 +137,8 @@ def list_events(
     to: Annotated[
         str | None, Query(description="ISO-8601", json_schema_extra={"format": "date-time"})
     ] = None,
-    page: int = 1,
-    limit: int = 20,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> JSONResponse:
     # The declared parameters document the API; parsing is ours so every bad one is named.
     flt, page, limit = parse_list_query(request)

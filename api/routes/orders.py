@@ -141,6 +141,9 @@ def _load_visible(order_id: str, user: User) -> Order:
 
 
 Page = Annotated[int, Query(ge=1, le=100_000)]
+# Comma-separated statuses, any case, blanks around each ignored (what parse_status takes).
+_ONE = "(?i:\\s*(?:" + "|".join(s.value for s in OrderStatus) + ")?\\s*)"
+StatusFilter = Annotated[str | None, Query(pattern=f"^{_ONE}(?:,{_ONE})*$")]
 # The schema lists the sorts (an enum); _filters maps them to fields.
 SortParam = Literal[
     "createdAt", "-createdAt", "updatedAt", "-updatedAt", "totalCents", "-totalCents"
@@ -149,7 +152,7 @@ Limit = Annotated[int, Query(ge=1, le=100)]
 
 
 def admin_filters(
-    status: str | None = None,
+    status: StatusFilter = None,
     needs_attention: Annotated[bool | None, Query(alias="needsAttention")] = None,
     q: Annotated[str | None, Query(max_length=200)] = None,
     user_id: Annotated[str | None, Query(alias="userId", max_length=64)] = None,
@@ -198,7 +201,7 @@ def my_orders(
     user: CurrentUser,
     page: Page = 1,
     limit: Limit = 10,
-    status: str | None = None,
+    status: StatusFilter = None,
     date_from: Annotated[
         str | None, Query(alias="from", json_schema_extra={"format": "date-time"})
     ] = None,

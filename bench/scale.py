@@ -243,6 +243,7 @@ def _sittings(args: argparse.Namespace, rabbit: Any, rows: list) -> list[dict[st
     from bench.scale_stack import ScaleStack
     from bench.stack import StackConfig
     from core.db import connect_mongo, disconnect_mongo, get_db
+    from core.settings import Settings
     from models.product import Product
 
     for apis, layout in ((1, "split"), (2, "split"), (2, "single")):
@@ -251,7 +252,7 @@ def _sittings(args: argparse.Namespace, rabbit: Any, rows: list) -> list[dict[st
         )
         with ScaleStack(cfg, apis=apis, rabbit=rabbit) as stack:
             disconnect_mongo()
-            connect_mongo()
+            connect_mongo(Settings())  # this sitting's Mongo (get_settings() is cached)
             db = get_db()
             Product.create(
                 sku=SKU, name="Scale item", price_cents=1000, currency="usd", stock=10**6

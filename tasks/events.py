@@ -171,9 +171,12 @@ def _dispatch_aggregate(
         outbox = [e for e in outbox if e.get("eventId")]
         if not outbox:
             return 0
-        # Log under the events' own correlation id (a sweep has none of its own).
-        structlog.contextvars.bind_contextvars(correlation_id=outbox[0].get("correlationId"))
-        annotate(correlation_id=outbox[0].get("correlationId"), events=len(outbox))
+        # A sweep has no correlation id of its own: log under the events'. A step keeps its
+        # own (another aggregate's outbox, a product's say, may start with someone else's).
+        if not structlog.contextvars.get_contextvars().get("correlation_id"):
+            structlog.contextvars.bind_contextvars(correlation_id=outbox[0].get("correlationId"))
+            annotate(correlation_id=outbox[0].get("correlationId"))
+        annotate(events=len(outbox))
         stored = store_events(outbox)
         publish_events(bus_message(d) for d in stored)
         run_handlers(stored)

@@ -28,6 +28,7 @@ from models.order import Order
 from models.sent_email import SentEmail
 from models.user import User
 from tasks.app import celery_app
+from tasks.dispatch import CORRELATION_HEADER
 from tasks.handlers import register
 from workflows.customer_text import customer_reason
 from workflows.events import EventType
@@ -136,20 +137,8 @@ def queue_order_email(event: dict[str, Any]) -> None:
         SEND,
         kwargs={"key": key, "template": template, "event_id": event["eventId"]},
         queue="webhooks",
-    )
-
-
-def send_link(template: str, user_id: str, link: str, key: str, valid_minutes: int = 0) -> None:
-    """Queue a link email (password reset, email verification); ``key`` makes it once."""
-    celery_app.send_task(
-        SEND,
-        kwargs={
-            "key": key,
-            "template": template,
-            "user_id": user_id,
-            "extra": {"link": link, "valid_minutes": valid_minutes},
-        },
-        queue="webhooks",
+        # The order's correlation id, so the mail's logs and spans join the order's.
+        headers={CORRELATION_HEADER: event.get("correlationId")},
     )
 
 

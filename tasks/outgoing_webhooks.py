@@ -36,6 +36,7 @@ from models.outgoing_webhook import (
 )
 from monitoring.metrics import OUTGOING_WEBHOOK_ATTEMPTS
 from tasks.app import celery_app
+from tasks.dispatch import CORRELATION_HEADER
 from tasks.handlers import admin_ids, register
 from workflows.outgoing_webhooks import (
     DELIVERY_HEADER,
@@ -90,7 +91,11 @@ def queue_outgoing_webhooks(event: dict[str, Any]) -> None:
         ]
     )
     for sid in targets:
-        celery_app.send_task(DELIVER, kwargs={"subscription_id": sid, "aggregate_id": aggregate})
+        celery_app.send_task(
+            DELIVER,
+            kwargs={"subscription_id": sid, "aggregate_id": aggregate},
+            headers={CORRELATION_HEADER: event.get("correlationId")},
+        )
 
 
 def _post(sub: WebhookSubscription, delivery: WebhookDelivery) -> dict[str, Any]:

@@ -133,6 +133,14 @@ def intents_for(order_id: str) -> list:
     return get_gateway().list_intents_for_order(order_id)
 
 
+def status_reason_of(order_id: str) -> str | None:
+    """The order's status reason as recorded (customers' views carry it in plain words)."""
+    from models.order import Order
+
+    order = Order.get(order_id)
+    return order.status_reason if order else None
+
+
 def intent_id_of(order_id: str) -> str | None:
     """The order's PaymentIntent id, from the store: customers' API views do not carry it."""
     from models.order import Order

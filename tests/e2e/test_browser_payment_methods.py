@@ -24,6 +24,7 @@ from tests.factories import (
     place_order,
     register,
     saved_card,
+    status_reason_of,
     stripe_client,
     wait_status,
 )
@@ -151,7 +152,7 @@ def test_another_customers_saved_method_is_refused_and_nothing_is_charged(client
     order_id = r.json()["data"]["order"]["id"]
     done = wait_status(client, bob["token"], order_id, {"failed", "shipped"})
     assert done["status"] == "failed"
-    assert done["statusReason"] == "payment method not found"
+    assert status_reason_of(done["id"]) == "payment method not found"
     _wait_stock("SKU-BPM-THEFT", (5, {}, 0))
     assert intents_for(order_id) == []
 

@@ -14,6 +14,7 @@ from tests.factories import (
     auth,
     browser_card,
     create_product,
+    intent_id_of,
     place_order,
     register,
     stripe_client,
@@ -39,7 +40,7 @@ def _cancelled_order_with_open_intent(client, worker, sku: str) -> tuple[dict, d
     assert r.status_code == 202, r.text
     worker.purge()  # the cancel_intent compensation is lost
     worker.resume()
-    return admin, customer, pending["paymentIntentId"]
+    return admin, customer, intent_id_of(pending["id"])
 
 
 def _pay_in_browser(intent_id: str) -> None:

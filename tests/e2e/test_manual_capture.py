@@ -18,6 +18,7 @@ from tests.factories import (
     auth,
     browser_card,
     create_product,
+    intent_id_of,
     place_order,
     register,
     stripe_client,
@@ -69,7 +70,7 @@ def test_manual_capture_authorizes_at_confirmed_and_captures_at_ship(client, pau
     finally:
         worker.stop()
     assert done["status"] == "shipped", done.get("statusReason")
-    intent = _intent(done["paymentIntentId"])
+    intent = _intent(intent_id_of(done["id"]))
     assert intent.capture_method == "manual" and intent.status == "succeeded"
     assert done["paidCents"] == done["totalCents"]
     events = _types(client, admin["token"], oid)
@@ -107,12 +108,13 @@ def test_manual_capture_cancel_at_confirmed_voids_the_authorization(client, paus
         assert r.status_code == 202, r.text
         confirmed = wait_status(client, customer["token"], oid, {"confirmed", "failed"})
         assert confirmed["status"] == "confirmed" and confirmed["paidCents"] == 0
-        assert _intent(pending["paymentIntentId"]).status == "requires_capture"
+        assert _intent(intent_id_of(pending["id"])).status == "requires_capture"
         r = client.delete(f"/api/orders/{oid}", params={"reason": "changed my mind"}, headers=h)
         assert r.status_code == 202, r.text
         deadline = time.monotonic() + 20
         while (
-            time.monotonic() < deadline and _intent(pending["paymentIntentId"]).status != "canceled"
+            time.monotonic() < deadline
+            and _intent(intent_id_of(pending["id"])).status != "canceled"
         ):
             time.sleep(0.2)
     finally:
@@ -124,7 +126,7 @@ def test_manual_capture_cancel_at_confirmed_voids_the_authorization(client, paus
             time.sleep(0.2)
     finally:
         rest.stop()
-    intent = _intent(pending["paymentIntentId"])
+    intent = _intent(intent_id_of(pending["id"]))
     assert intent.status == "canceled"
     assert stripe_client().v1.refunds.list({"payment_intent": intent.id}).data == []
     final = client.get(f"/api/orders/{oid}", headers=h).json()["data"]["order"]

@@ -9,6 +9,7 @@ from tests.factories import (
     admin_login,
     auth,
     create_product,
+    intent_id_of,
     place_order,
     register,
     saved_card,
@@ -26,7 +27,7 @@ def test_intent_amount_changed_in_stripe_is_flagged_not_paid(client, worker) -> 
     pending = wait_status(client, customer["token"], order["id"], {"payment_pending"})
     total = pending["totalCents"]
     # Someone edits the intent outside our code (the Dashboard, a bug): it asks for less.
-    stripe_client().v1.payment_intents.update(pending["paymentIntentId"], {"amount": total - 1})
+    stripe_client().v1.payment_intents.update(intent_id_of(pending["id"]), {"amount": total - 1})
     pm = saved_card(customer["user"]["id"])
     r = client.post(
         "/api/payments/confirm", json={"orderId": order["id"], "paymentMethodId": pm}, headers=h
@@ -44,7 +45,7 @@ def test_intent_amount_changed_in_stripe_is_flagged_not_paid(client, worker) -> 
         f"payment amount mismatch: received {total - 1} USD, order total {total} USD"
     )
     assert now["status"] == "payment_pending" and now["paidCents"] == 0
-    intent = stripe_client().v1.payment_intents.retrieve(pending["paymentIntentId"])
+    intent = stripe_client().v1.payment_intents.retrieve(intent_id_of(pending["id"]))
     assert intent.status == "succeeded"  # the money was taken: an operator decides
     # The payments sweep sees the same intent and still does not mark it paid.
     from tasks.reconcile import reconcile_payments

@@ -309,7 +309,7 @@ def test_refund_with_idempotency_key_refunds_once(client, worker) -> None:
     assert o["refundedCents"] == 700
     refunds = (
         stripe_client()
-        .v1.refunds.list({"payment_intent": shipped["paymentIntentId"], "limit": 100})
+        .v1.refunds.list({"payment_intent": intent_id_of(shipped["id"]), "limit": 100})
         .data
     )
     assert [r.amount for r in refunds] == [700]

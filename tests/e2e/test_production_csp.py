@@ -40,6 +40,10 @@ def test_production_csp_allows_stripe_js_and_only_our_websocket(services) -> Non
         "FLOWER_BASIC_AUTH": "ops:" + secrets.token_urlsafe(12),
         "DATA_KEYS": "k1:" + base64.b64encode(os.urandom(32)).decode(),
         "PUBLIC_BASE_URL": public,
+        # What production also refuses to start without (issue 15).
+        "ADMIN_EMAIL": "ops@shop.example.com",
+        "METRICS_PUBLIC": "false",
+        "METRICS_TOKEN": secrets.token_urlsafe(24),
     }
     proc = processes.spawn(
         [

@@ -14,9 +14,11 @@ from tests.factories import (
     admin_login,
     auth,
     create_product,
+    intent_id_of,
     place_order,
     register,
     saved_card,
+    status_reason_of,
     stripe_client,
     wait_status,
 )
@@ -76,7 +78,7 @@ def _charge_as_sent(intent_id: str) -> dict:
 
 def test_dashboard_refund_is_recorded_once_then_full_refund_ends_refunded(client, worker):
     admin, _, order = _shipped_order(client, "SKU-DASH-REF")
-    token, oid, pi = admin["token"], order["id"], order["paymentIntentId"]
+    token, oid, pi = admin["token"], order["id"], intent_id_of(order["id"])
     stripe_client().v1.refunds.create({"payment_intent": pi, "amount": 1000})  # the Dashboard
     refunded = event("charge.refunded", _charge_as_sent(pi))
     for _ in range(2):  # Stripe may deliver the same event twice
@@ -107,7 +109,7 @@ def test_event_before_our_own_refund_is_recorded_counts_it_once(client, worker):
     from tasks.payment_steps import refund_key
 
     admin, _, order = _shipped_order(client, "SKU-OWN-REF")
-    token, oid, pi = admin["token"], order["id"], order["paymentIntentId"]
+    token, oid, pi = admin["token"], order["id"], intent_id_of(order["id"])
     # Our refund step made the refund in Stripe but has not recorded it yet when Stripe's
     # event arrives: the refund carries our key in its metadata.
     key = "admin-partial-1"
@@ -133,7 +135,7 @@ def test_event_before_our_own_refund_is_recorded_counts_it_once(client, worker):
 
 def _dispute(order: dict, **overrides) -> dict:
     # Stripe's sample has payment_intent null: the order is then found through the charge.
-    charge = _charge_id(order["paymentIntentId"])
+    charge = _charge_id(intent_id_of(order["id"]))
     return sample("dispute", charge=charge, amount=order["paidCents"], **overrides)
 
 
@@ -186,7 +188,7 @@ def test_won_dispute_is_recorded_as_won(client, worker):
     admin, _, order = _shipped_order(client, "SKU-DISPUTE-WON")
     token, oid = admin["token"], order["id"]
     t0 = int(time.time())
-    intent_id = order["paymentIntentId"]
+    intent_id = intent_id_of(order["id"])
     post_event(client, event("charge.dispute.created", _dispute(order, payment_intent=intent_id)))
     won = _dispute(order, status="won", payment_intent=intent_id)
     post_event(client, event("charge.dispute.closed", won, created=t0 + 5))
@@ -207,7 +209,7 @@ def test_intent_canceled_in_dashboard_fails_the_order_and_releases_stock(client,
     order = place_order(client, customer["token"], [("SKU-DASH-CANCEL", 2)]).json()["data"]
     oid = order["order"]["id"]
     pending = wait_status(client, customer["token"], oid, {"payment_pending"})
-    pi = pending["paymentIntentId"]
+    pi = intent_id_of(pending["id"])
     processing = stripe_client().v1.payment_intents.retrieve(pi).to_dict()
     r = post_event(
         client, event("payment_intent.processing", {**processing, "status": "processing"})
@@ -220,7 +222,7 @@ def test_intent_canceled_in_dashboard_fails_the_order_and_releases_stock(client,
         200
     )
     done = wait_status(client, customer["token"], oid, {"failed"})
-    assert done["statusReason"].startswith("payment canceled in Stripe")
+    assert status_reason_of(done["id"]).startswith("payment canceled in Stripe")
     stock = _until(lambda: Product.objects(sku="SKU-DASH-CANCEL").first().available == 5)
     assert stock
     assert Product.objects(sku="SKU-DASH-CANCEL").first().holds == {}

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Worker
-from tests.factories import customer_with_card, place_order, wait_status
+from tests.factories import customer_with_card, intent_id_of, place_order, wait_status
 
 CHAIN = (
     "orders.reserve_inventory",
@@ -266,7 +266,7 @@ def test_a_stripe_webhook_and_a_later_card_join_the_orders_trace(traced) -> None
                 "type": "payment_intent.succeeded",
                 "data": {
                     "object": {
-                        "id": order["paymentIntentId"],
+                        "id": intent_id_of(order["id"]),
                         "object": "payment_intent",
                         "metadata": {"order_id": order_id},
                     }

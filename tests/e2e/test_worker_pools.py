@@ -22,7 +22,7 @@ from tests.factories import customer_with_card, place_order, wait_status
 
 def test_layout_isolates_payments_on_a_threads_pool() -> None:
     by_queue = {q: spec for spec in WORKER_LAYOUT for q in spec.queues.split(",")}
-    assert set(by_queue) == {"orders", "payments", "events", "maintenance"}
+    assert set(by_queue) == {"orders", "payments", "events", "maintenance", "webhooks"}
     assert by_queue["payments"].pool == "threads"
     assert by_queue["payments"].queues == "payments"  # nothing else shares its slots
     assert by_queue["orders"] is not by_queue["payments"]

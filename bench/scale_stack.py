@@ -169,20 +169,14 @@ class ScaleStack(Stack):
         port = self.api_ports[i]
         self.apis[i] = self._track(
             processes.spawn(
-                [
-                    str(processes.VENV_BIN / "uvicorn"),
-                    "api.main:create_app",
-                    "--factory",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
+                processes.api_args(
+                    port,
                     "--no-access-log",
                     "--log-level",
                     "warning",
                     "--timeout-graceful-shutdown",
                     "5",
-                ],
+                ),
                 env=self.env,
                 log_path=self.logs / f"api{i + 1}.log",
             )

@@ -362,18 +362,7 @@ class Stack:
     def start_api(self) -> None:
         self.api = self._track(
             processes.spawn(
-                [
-                    str(processes.VENV_BIN / "uvicorn"),
-                    "api.main:create_app",
-                    "--factory",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.api_port),
-                    "--no-access-log",
-                    "--log-level",
-                    "warning",
-                ],
+                processes.api_args(self.api_port, "--no-access-log", "--log-level", "warning"),
                 env=self.env,
                 log_path=self.logs / "api.log",
             )

@@ -156,6 +156,20 @@ WORKER_LAYOUT: tuple[WorkerSpec, ...] = (
 ALL_QUEUES = "orders,payments,events,maintenance,webhooks"
 
 
+def api_args(port: int, *extra: str, host: str = "127.0.0.1") -> list[str]:
+    """The API under uvicorn (the factory), as `make up`, the bench stacks and tests run it."""
+    return [
+        str(VENV_BIN / "uvicorn"),
+        "api.main:create_app",
+        "--factory",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        *extra,
+    ]
+
+
 def celery_args(
     kind: str, *, concurrency: int = 2, queues: str | None = None, pool: str = "prefork"
 ) -> list[str]:

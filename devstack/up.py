@@ -174,17 +174,12 @@ class Supervisor:
         )
         api = self.run(
             "api",
-            [
-                str(processes.VENV_BIN / "uvicorn"),
-                "api.main:create_app",
-                "--factory",
-                "--host",
-                self.settings.api_host,
-                "--port",
-                str(self.settings.api_port),
+            processes.api_args(
+                self.settings.api_port,
                 "--no-access-log",
                 f"--forwarded-allow-ips={self.settings.trusted_proxies}",
-            ],
+                host=self.settings.api_host,
+            ),
         )
         processes.wait_port(self.settings.api_port, 30, api)
         processes.wait_port(self.settings.flower_port, 30)

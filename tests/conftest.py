@@ -270,16 +270,7 @@ def live_api(services: dict) -> Iterator[str]:
 
     port = processes.free_port()
     proc = processes.spawn(
-        [
-            str(processes.VENV_BIN / "uvicorn"),
-            "api.main:create_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--no-access-log",
-        ],
+        processes.api_args(port, "--no-access-log"),
         env={"PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"},
         log_path=ARTIFACTS / "live-api.log",
     )

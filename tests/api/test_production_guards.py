@@ -34,15 +34,7 @@ def _start_api(artifacts_dir, env: dict[str, str]) -> tuple[subprocess.Popen, in
     port = processes.free_port()
     log_path = artifacts_dir / f"prod-api-{uuid.uuid4().hex[:6]}.log"
     proc = processes.spawn(
-        [
-            str(processes.VENV_BIN / "uvicorn"),
-            "api.main:create_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
+        processes.api_args(port),
         env=env,
         log_path=log_path,
     )

@@ -50,16 +50,7 @@ def test_uvicorn_with_the_shipped_flags_does_not_trust_local_forwarded_for(
 
     port = processes.free_port()
     proc = processes.spawn(
-        [
-            str(processes.VENV_BIN / "uvicorn"),
-            "api.main:create_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            f"--forwarded-allow-ips={get_settings().trusted_proxies}",
-        ],
+        processes.api_args(port, f"--forwarded-allow-ips={get_settings().trusted_proxies}"),
         env={"RATE_LIMIT_DEFAULT": "3/minute", "TRUSTED_PROXIES": ""},
         log_path=artifacts_dir / f"proxy-api-{uuid.uuid4().hex[:6]}.log",
     )

@@ -27,17 +27,7 @@ def _ws(base: str, token: str):
 def test_sigterm_drains_before_stopping(services, clean_data) -> None:
     port = processes.free_port()
     proc = processes.spawn(
-        [
-            str(processes.VENV_BIN / "uvicorn"),
-            "api.main:create_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--timeout-graceful-shutdown",
-            "5",
-        ],
+        processes.api_args(port, "--timeout-graceful-shutdown", "5"),
         env={"SHUTDOWN_DRAIN_SECONDS": "3"},
         log_path=ARTIFACTS / "drain-api.log",
     )

@@ -24,6 +24,7 @@ from tests.factories import (
     stripe_client,
     wait_status,
 )
+from tests.support.events import wait_until
 
 ALL_QUEUES = "orders,payments,events,maintenance"
 
@@ -124,6 +125,16 @@ def test_manual_capture_cancel_at_confirmed_voids_the_authorization(client, paus
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and Product.objects(sku="SKU-MANUAL-VOID").first().holds:
             time.sleep(0.2)
+
+        # The compensation's event may still be on its way to the store (a queued dispatch).
+        def voided() -> list:
+            return [
+                d
+                for t, d in _types(client, admin["token"], oid)
+                if d.get("compensation") == "cancel_authorization"
+            ]
+
+        wait_until(voided, timeout=20)
     finally:
         rest.stop()
     intent = _intent(intent_id_of(pending["id"]))

@@ -45,16 +45,7 @@ def stack(paused_worker, tmp_path: Path) -> Iterator[dict[str, str]]:
     port, worker_port = processes.free_port(), processes.free_port()
     base = f"http://127.0.0.1:{port}"
     api = processes.spawn(
-        [
-            str(processes.VENV_BIN / "uvicorn"),
-            "api.main:create_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--no-access-log",
-        ],
+        processes.api_args(port, "--no-access-log"),
         env={"PUBLIC_BASE_URL": base, "PROMETHEUS_MULTIPROC_DIR": str(api_dir)},
         log_path=ARTIFACTS / "metrics-api.log",
     )

@@ -46,16 +46,7 @@ def test_production_csp_allows_stripe_js_and_only_our_websocket(services) -> Non
         "METRICS_TOKEN": secrets.token_urlsafe(24),
     }
     proc = processes.spawn(
-        [
-            str(processes.VENV_BIN / "uvicorn"),
-            "api.main:create_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--no-access-log",
-        ],
+        processes.api_args(port, "--no-access-log"),
         env=env,
         log_path=ARTIFACTS / "production-api.log",
     )

@@ -27,16 +27,7 @@ def limited_api(worker, artifacts_dir) -> Iterator[httpx.Client]:
         "MAX_UNPAID_UNITS_PER_PRODUCT": str(DEFAULTS.get("max_unpaid_units_per_product", 10)),
     }
     proc = processes.spawn(
-        [
-            str(processes.VENV_BIN / "uvicorn"),
-            "api.main:create_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--no-access-log",
-        ],
+        processes.api_args(port, "--no-access-log"),
         env=env,
         log_path=artifacts_dir / f"hoarding-api-{uuid.uuid4().hex[:6]}.log",
     )

@@ -69,7 +69,14 @@ def _wait_for(state: dict[str, Any], trace_id: str, names: set[str], timeout: fl
     deadline = time.monotonic() + timeout
     while True:
         spans = [s for s in _worker_spans(state) if s["trace_id"] == trace_id]
-        if names <= {s["name"] for s in spans} or time.monotonic() > deadline:
+        # A span is written when it ends, so a task still running (a mail or webhook
+        # delivery the order's events queued) has children written before itself: wait
+        # until every parent is known too.
+        known = {s["span_id"] for s in spans} | {
+            s["span_id"] for s in _api_spans(state) if s["trace_id"] == trace_id
+        }
+        complete = all(s["parent_span_id"] in known or not s["parent_span_id"] for s in spans)
+        if (names <= {s["name"] for s in spans} and complete) or time.monotonic() > deadline:
             return spans
         time.sleep(0.2)
 
